@@ -1,0 +1,156 @@
+import { posix } from 'node:path';
+import { errnoCode } from '../model/errors.js';
+import type { Digest, RepositoryName, TagName } from '../model/names.js';
+import { isTagName, repositoryNameProblem } from '../model/names.js';
+import { limiter, type Limiter } from '../util/limit.js';
+import type { DirEntry, StorageFs } from './fs.js';
+import { readLink } from './links.js';
+import { MANIFESTS, isRepositoryMarker, isReservedRepoChild, type Layout } from './paths.js';
+import type { WarningSink } from './warnings.js';
+
+export interface TagRecord {
+  readonly repository: RepositoryName;
+  readonly tag: TagName;
+  readonly digest: Digest;
+  /** mtime of current/link: rewritten on every push of the tag. */
+  readonly pushedAt: Date;
+}
+
+export interface RepositoryRecord {
+  readonly name: RepositoryName;
+  /** Sorted by tag name. */
+  readonly tags: readonly TagRecord[];
+}
+
+export interface WalkOptions {
+  /** Only read the tags of repositories for which this returns true (all are still descended). */
+  readonly includeRepository?: (name: RepositoryName) => boolean;
+  readonly onWarning?: WarningSink;
+  readonly onProgress?: (progress: { repositories: number; tags: number }) => void;
+  readonly concurrency?: number;
+}
+
+export const DEFAULT_CONCURRENCY = 64;
+
+async function readDir(
+  fs: StorageFs,
+  io: Limiter,
+  path: string,
+  warn: WarningSink,
+): Promise<DirEntry[] | undefined> {
+  try {
+    return await io.run(() => fs.readdir(path, { withFileTypes: true }));
+  } catch (err) {
+    const code = errnoCode(err);
+    if (code === 'ENOENT') return undefined;
+    warn({ code: 'unreadable', path, message: `cannot list directory: ${(err as Error).message}` });
+    return undefined;
+  }
+}
+
+/**
+ * Finds every repository under `repositories/` at any depth and reads its
+ * tags. Never descends into `_layers`, `_uploads`, `_manifests/revisions`
+ * or a tag's `index/`: those hold most of the tree's entries.
+ * Tags that cannot be read exactly are reported and left out.
+ */
+export async function walkRepositories(fs: StorageFs, lay: Layout, options: WalkOptions = {}): Promise<RepositoryRecord[]> {
+  const io = limiter(options.concurrency ?? DEFAULT_CONCURRENCY);
+  const warn: WarningSink = options.onWarning ?? (() => {});
+  const found: RepositoryRecord[] = [];
+  const progress = { repositories: 0, tags: 0 };
+
+  const readTag = async (repo: RepositoryName, entry: DirEntry, tagsDir: string): Promise<TagRecord | undefined> => {
+    const dir = posix.join(tagsDir, entry.name);
+    if (entry.isSymbolicLink()) {
+      warn({ code: 'symlink', path: dir, message: 'tag directory is a symbolic link; not followed, never selected' });
+      return undefined;
+    }
+    if (!entry.isDirectory()) {
+      warn({ code: 'unexpected', path: dir, message: 'not a directory in the tags directory; ignored' });
+      return undefined;
+    }
+    if (!isTagName(entry.name)) {
+      warn({ code: 'bad-name', path: dir, message: `tag name ${JSON.stringify(entry.name)} is outside the tag grammar; never selected` });
+      return undefined;
+    }
+    const tag = entry.name;
+    const currentDir = lay.tagCurrentDir(repo, tag);
+    try {
+      const st = await io.run(() => fs.lstat(currentDir));
+      if (st.isSymbolicLink()) {
+        warn({ code: 'symlink', path: currentDir, message: 'current is a symbolic link; not followed, tag never selected' });
+        return undefined;
+      }
+    } catch (err) {
+      const missing = errnoCode(err) === 'ENOENT';
+      warn({
+        code: missing ? 'missing-link' : 'unreadable',
+        path: currentDir,
+        message: missing ? 'tag directory has no current/link; never selected' : `cannot stat: ${(err as Error).message}`,
+      });
+      return undefined;
+    }
+    const link = await io.run(() => readLink(fs, lay.tagCurrentLink(repo, tag)));
+    if (!link.ok) {
+      warn({ ...link.warning, message: `${link.warning.message}; tag never selected` });
+      return undefined;
+    }
+    return { repository: repo, tag, digest: link.digest, pushedAt: new Date(link.mtimeMs) };
+  };
+
+  const readRepository = async (name: RepositoryName): Promise<void> => {
+    const tagsDir = lay.tags(name);
+    const entries = (await readDir(fs, io, tagsDir, warn)) ?? [];
+    const tags = (await Promise.all(entries.map((e) => readTag(name, e, tagsDir)))).filter(
+      (t): t is TagRecord => t !== undefined,
+    );
+    tags.sort((a, b) => (a.tag < b.tag ? -1 : a.tag > b.tag ? 1 : 0));
+    found.push({ name, tags });
+    progress.repositories++;
+    progress.tags += tags.length;
+    options.onProgress?.({ ...progress });
+  };
+
+  const visit = async (dir: string, name: string): Promise<void> => {
+    const entries = await readDir(fs, io, dir, warn);
+    if (entries === undefined) return;
+    const children: Promise<void>[] = [];
+    let isRepository = false;
+    for (const entry of entries) {
+      if (isRepositoryMarker(entry.name) && name !== '') {
+        if (entry.isDirectory()) isRepository = true;
+        else if (entry.isSymbolicLink()) {
+          warn({ code: 'symlink', path: posix.join(dir, entry.name), message: 'symbolic link in repository; not followed' });
+        }
+        continue;
+      }
+      if (isReservedRepoChild(entry.name)) continue;
+      const path = posix.join(dir, entry.name);
+      if (entry.isSymbolicLink()) {
+        warn({ code: 'symlink', path, message: 'symbolic link under repositories; not followed' });
+        continue;
+      }
+      if (!entry.isDirectory()) continue;
+      children.push(visit(path, name === '' ? entry.name : `${name}/${entry.name}`));
+    }
+    if (isRepository) {
+      const problem = repositoryNameProblem(name);
+      if (problem !== undefined) {
+        warn({ code: 'bad-name', path: dir, message: `${problem}; repository skipped` });
+      } else {
+        const repo = name as RepositoryName;
+        if (options.includeRepository === undefined || options.includeRepository(repo)) {
+          const hasManifests = entries.some((e) => e.name === MANIFESTS && e.isDirectory());
+          if (hasManifests) children.push(readRepository(repo));
+          else found.push({ name: repo, tags: [] });
+        }
+      }
+    }
+    await Promise.all(children);
+  };
+
+  await visit(lay.repositories, '');
+  found.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  return found;
+}
