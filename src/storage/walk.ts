@@ -20,6 +20,8 @@ export interface RepositoryRecord {
   readonly name: RepositoryName;
   /** Sorted by tag name. */
   readonly tags: readonly TagRecord[];
+  /** Tag directories that could not be read exactly (reported as warnings, never selected). */
+  readonly unreadableTags: number;
 }
 
 export interface WalkOptions {
@@ -60,7 +62,70 @@ export async function walkRepositories(fs: StorageFs, lay: Layout, options: Walk
   const found: RepositoryRecord[] = [];
   const progress = { repositories: 0, tags: 0 };
 
-  const readTag = async (repo: RepositoryName, entry: DirEntry, tagsDir: string): Promise<TagRecord | undefined> => {
+  const readRepository = async (name: RepositoryName): Promise<void> => {
+    const record = await readRepositoryTags(fs, lay, name, io, warn);
+    found.push(record);
+    progress.repositories++;
+    progress.tags += record.tags.length;
+    options.onProgress?.({ ...progress });
+  };
+
+  const visit = async (dir: string, name: string): Promise<void> => {
+    const entries = await readDir(fs, io, dir, warn);
+    if (entries === undefined) return;
+    const children: Promise<void>[] = [];
+    let isRepository = false;
+    for (const entry of entries) {
+      if (isRepositoryMarker(entry.name) && name !== '') {
+        if (entry.isDirectory()) isRepository = true;
+        else if (entry.isSymbolicLink()) {
+          warn({ code: 'symlink', path: posix.join(dir, entry.name), message: 'symbolic link in repository; not followed' });
+        }
+        continue;
+      }
+      if (isReservedRepoChild(entry.name)) continue;
+      const path = posix.join(dir, entry.name);
+      if (entry.isSymbolicLink()) {
+        warn({ code: 'symlink', path, message: 'symbolic link under repositories; not followed' });
+        continue;
+      }
+      if (!entry.isDirectory()) continue;
+      children.push(visit(path, name === '' ? entry.name : `${name}/${entry.name}`));
+    }
+    if (isRepository) {
+      const problem = repositoryNameProblem(name);
+      if (problem !== undefined) {
+        warn({ code: 'bad-name', path: dir, message: `${problem}; repository skipped` });
+      } else {
+        const repo = name as RepositoryName;
+        if (options.includeRepository === undefined || options.includeRepository(repo)) {
+          const hasManifests = entries.some((e) => e.name === MANIFESTS && e.isDirectory());
+          if (hasManifests) children.push(readRepository(repo));
+          else found.push({ name: repo, tags: [], unreadableTags: 0 });
+        }
+      }
+    }
+    await Promise.all(children);
+  };
+
+  await visit(lay.repositories, '');
+  found.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  return found;
+}
+
+/**
+ * Reads the tags of one repository (also used to re-check a repository right
+ * before removing from it).
+ */
+export async function readRepositoryTags(
+  fs: StorageFs,
+  lay: Layout,
+  repo: RepositoryName,
+  io: Limiter = limiter(DEFAULT_CONCURRENCY),
+  warn: WarningSink = () => {},
+): Promise<RepositoryRecord> {
+  const tagsDir = lay.tags(repo);
+  const readTag = async (entry: DirEntry): Promise<TagRecord | undefined> => {
     const dir = posix.join(tagsDir, entry.name);
     if (entry.isSymbolicLink()) {
       warn({ code: 'symlink', path: dir, message: 'tag directory is a symbolic link; not followed, never selected' });
@@ -99,58 +164,9 @@ export async function walkRepositories(fs: StorageFs, lay: Layout, options: Walk
     return { repository: repo, tag, digest: link.digest, pushedAt: new Date(link.mtimeMs) };
   };
 
-  const readRepository = async (name: RepositoryName): Promise<void> => {
-    const tagsDir = lay.tags(name);
-    const entries = (await readDir(fs, io, tagsDir, warn)) ?? [];
-    const tags = (await Promise.all(entries.map((e) => readTag(name, e, tagsDir)))).filter(
-      (t): t is TagRecord => t !== undefined,
-    );
-    tags.sort((a, b) => (a.tag < b.tag ? -1 : a.tag > b.tag ? 1 : 0));
-    found.push({ name, tags });
-    progress.repositories++;
-    progress.tags += tags.length;
-    options.onProgress?.({ ...progress });
-  };
-
-  const visit = async (dir: string, name: string): Promise<void> => {
-    const entries = await readDir(fs, io, dir, warn);
-    if (entries === undefined) return;
-    const children: Promise<void>[] = [];
-    let isRepository = false;
-    for (const entry of entries) {
-      if (isRepositoryMarker(entry.name) && name !== '') {
-        if (entry.isDirectory()) isRepository = true;
-        else if (entry.isSymbolicLink()) {
-          warn({ code: 'symlink', path: posix.join(dir, entry.name), message: 'symbolic link in repository; not followed' });
-        }
-        continue;
-      }
-      if (isReservedRepoChild(entry.name)) continue;
-      const path = posix.join(dir, entry.name);
-      if (entry.isSymbolicLink()) {
-        warn({ code: 'symlink', path, message: 'symbolic link under repositories; not followed' });
-        continue;
-      }
-      if (!entry.isDirectory()) continue;
-      children.push(visit(path, name === '' ? entry.name : `${name}/${entry.name}`));
-    }
-    if (isRepository) {
-      const problem = repositoryNameProblem(name);
-      if (problem !== undefined) {
-        warn({ code: 'bad-name', path: dir, message: `${problem}; repository skipped` });
-      } else {
-        const repo = name as RepositoryName;
-        if (options.includeRepository === undefined || options.includeRepository(repo)) {
-          const hasManifests = entries.some((e) => e.name === MANIFESTS && e.isDirectory());
-          if (hasManifests) children.push(readRepository(repo));
-          else found.push({ name: repo, tags: [] });
-        }
-      }
-    }
-    await Promise.all(children);
-  };
-
-  await visit(lay.repositories, '');
-  found.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  return found;
+  const entries = (await readDir(fs, io, tagsDir, warn)) ?? [];
+  const read = await Promise.all(entries.map(readTag));
+  const tags = read.filter((t): t is TagRecord => t !== undefined);
+  tags.sort((a, b) => (a.tag < b.tag ? -1 : a.tag > b.tag ? 1 : 0));
+  return { name: repo, tags, unreadableTags: read.length - tags.length };
 }

@@ -1,0 +1,76 @@
+import { posix } from 'node:path';
+import { errnoCode } from '../model/errors.js';
+import type { Digest } from '../model/names.js';
+import { isDigest } from '../model/names.js';
+import type { StorageFs } from '../storage/fs.js';
+import { DATA, type Layout } from '../storage/paths.js';
+import type { WarningSink } from '../storage/warnings.js';
+import { limiter, mapLimit } from '../util/limit.js';
+
+/** Sizes of the `data` files of `digests`; a blob whose data is absent maps to undefined. */
+export async function blobSizes(
+  fs: StorageFs,
+  lay: Layout,
+  digests: Iterable<Digest>,
+  known: (d: Digest) => number | undefined = () => undefined,
+  concurrency = 64,
+): Promise<Map<Digest, number | undefined>> {
+  const list = [...digests];
+  const sizes = await mapLimit(list, concurrency, async (d) => {
+    const k = known(d);
+    if (k !== undefined) return k;
+    try {
+      const st = await fs.lstat(lay.blobData(d));
+      return st.isFile() ? st.size : undefined;
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT') return undefined;
+      throw err;
+    }
+  });
+  return new Map(list.map((d, i) => [d, sizes[i]]));
+}
+
+/**
+ * Every blob in the store with its size: `blobs/sha256/<xx>/<hex>/data`.
+ * A blob dir without `data` is reported and left out.
+ */
+export async function walkBlobStore(fs: StorageFs, lay: Layout, warn: WarningSink = () => {}, concurrency = 64): Promise<Map<Digest, number>> {
+  const io = limiter(concurrency);
+  const out = new Map<Digest, number>();
+  const shardsDir = lay.blobShards();
+  const list = async (dir: string) => {
+    try {
+      return await io.run(() => fs.readdir(dir, { withFileTypes: true }));
+    } catch (err) {
+      if (errnoCode(err) !== 'ENOENT') warn({ code: 'unreadable', path: dir, message: `cannot list directory: ${(err as Error).message}` });
+      return [];
+    }
+  };
+  const shards = await list(shardsDir);
+  await Promise.all(
+    shards.map(async (shard) => {
+      if (!shard.isDirectory()) return;
+      const entries = await list(posix.join(shardsDir, shard.name));
+      await Promise.all(
+        entries.map(async (e) => {
+          const d = `sha256:${e.name}`;
+          const dir = posix.join(shardsDir, shard.name, e.name);
+          if (e.isSymbolicLink()) {
+            warn({ code: 'symlink', path: dir, message: 'symbolic link in the blob store; not followed' });
+            return;
+          }
+          if (!e.isDirectory() || !isDigest(d)) return;
+          try {
+            const st = await io.run(() => fs.lstat(posix.join(dir, DATA)));
+            if (st.isFile()) out.set(d, st.size);
+            else warn({ code: 'unexpected', path: posix.join(dir, DATA), message: 'blob data is not a regular file' });
+          } catch (err) {
+            if (errnoCode(err) === 'ENOENT') warn({ code: 'missing-blob', path: dir, message: 'blob directory without data' });
+            else warn({ code: 'unreadable', path: dir, message: (err as Error).message });
+          }
+        }),
+      );
+    }),
+  );
+  return out;
+}

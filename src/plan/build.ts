@@ -1,0 +1,240 @@
+import { blobSizes } from '../graph/blobs.js';
+import { loadRepoManifests, repoView, type ManifestCache, type RepoManifests } from '../graph/load.js';
+import { signatureSubject } from '../graph/manifest.js';
+import { keptClosure, markBlobs } from '../graph/reach.js';
+import type { Digest, RepositoryName } from '../model/names.js';
+import { formatTagRef } from '../model/names.js';
+import type { Selection, TagDecision, TagFacts } from '../policy/select.js';
+import type { StorageFs } from '../storage/fs.js';
+import type { Layout } from '../storage/paths.js';
+import { walkRepositories, type RepositoryRecord } from '../storage/walk.js';
+import type { StorageWarning } from '../storage/warnings.js';
+import { PLAN_VERSION, type BlockedRepository, type Plan, type PlannedManifest, type PlannedTag } from './plan.js';
+
+/** Chooses tags: the command-line selector, or a policy file (see policy/). */
+export type Decide = (
+  repositories: ReadonlyMap<RepositoryName, readonly TagFacts[]>,
+  dependent: (t: TagFacts) => boolean,
+) => Selection;
+
+export interface BuildPlanInput {
+  readonly fs: StorageFs;
+  readonly layout: Layout;
+  readonly now: Date;
+  readonly decide: Decide;
+  /** Repositories where manifests that were already untagged also go (`--untagged`). */
+  readonly untaggedIn?: (repository: RepositoryName) => boolean;
+  readonly onWarning?: (w: StorageWarning) => void;
+  readonly onProgress?: (p: { phase: 'tags' | 'manifests' | 'blobs'; done: number }) => void;
+  readonly concurrency?: number;
+  /** Shared with applyPlan in the same process, so manifests are read once. */
+  readonly cache?: ManifestCache;
+}
+
+const tagKey = (repository: string, tag: string) => `${repository}:${tag}`;
+
+function planned(t: TagFacts, reason: string): PlannedTag {
+  return { repository: t.repository, tag: t.tag, digest: t.digest, pushedAt: t.pushedAt.toISOString(), reason };
+}
+
+/**
+ * The manifests of one repository that go once `remaining` tags are all that
+ * is left: those reachable before but not after (or, with `untagged`, every
+ * revision not reachable after). Returns the kept set too.
+ */
+export function orphanedManifests(
+  cache: ManifestCache,
+  repo: RepoManifests,
+  allTagDigests: readonly Digest[],
+  remaining: readonly Digest[],
+  untagged: boolean,
+): { kept: Set<Digest>; orphaned: Digest[] } {
+  const view = repoView(cache, repo.revisions);
+  const kept = keptClosure(remaining, view);
+  const candidates = untagged ? repo.revisions : keptClosure(allTagDigests, view);
+  const orphaned = [...candidates].filter((d) => repo.revisions.has(d) && !kept.has(d)).sort();
+  return { kept, orphaned };
+}
+
+/**
+ * Computes what a prune would do, without changing anything: which tags go
+ * (selection), which manifests are orphaned by that (graph), and exactly how
+ * many bytes garbage-collect will then free (blobs referenced by nothing left
+ * in any repository).
+ */
+export async function buildPlan(input: BuildPlanInput): Promise<Plan> {
+  const { fs, layout: lay } = input;
+  const warnings: StorageWarning[] = [];
+  const warn = (w: StorageWarning) => {
+    warnings.push(w);
+    input.onWarning?.(w);
+  };
+  const records = await walkRepositories(fs, lay, {
+    onWarning: warn,
+    onProgress: (p) => input.onProgress?.({ phase: 'tags', done: p.tags }),
+    ...(input.concurrency === undefined ? {} : { concurrency: input.concurrency }),
+  });
+  const byName = new Map<RepositoryName, RepositoryRecord>(records.map((r) => [r.name, r]));
+  const { repos, cache } = await loadRepoManifests(
+    fs,
+    lay,
+    new Map(records.map((r) => [r.name, r.tags.map((t) => t.digest)])),
+    {
+      onWarning: warn,
+      onProgress: (p) => input.onProgress?.({ phase: 'manifests', done: p.manifests }),
+      ...(input.cache === undefined ? {} : { cache: input.cache }),
+      ...(input.concurrency === undefined ? {} : { concurrency: input.concurrency }),
+    },
+  );
+
+  const dependent = (t: TagFacts) => {
+    const subject = signatureSubject(t.tag);
+    return subject !== undefined && subject !== t.digest && (repos.get(t.repository)?.revisions.has(subject) ?? false);
+  };
+  const selection = input.decide(new Map(records.map((r) => [r.name, r.tags])), dependent);
+
+  const decisions = new Map<string, TagDecision>();
+  for (const d of selection.decisions) decisions.set(tagKey(d.repository, d.tag), d);
+  const removeReason = new Map<string, string>();
+  for (const d of selection.decisions) if (d.verdict === 'remove') removeReason.set(tagKey(d.repository, d.tag), d.reason);
+  const keepReason = new Map<string, string>();
+
+  // Signatures follow their subject: iterate until removing signature tags
+  // orphans nothing further.
+  const affected = new Set<RepositoryName>(selection.decisions.filter((d) => d.verdict === 'remove').map((d) => d.repository));
+  if (input.untaggedIn !== undefined) for (const r of records) if (input.untaggedIn(r.name)) affected.add(r.name);
+  const orphans = new Map<RepositoryName, Digest[]>();
+  const blocked: BlockedRepository[] = [];
+  for (const name of [...affected].sort()) {
+    const record = byName.get(name);
+    const repo = repos.get(name);
+    if (record === undefined || repo === undefined) continue;
+    const untagged = input.untaggedIn?.(name) ?? false;
+    if (repo.opaque === undefined && record.unreadableTags > 0) {
+      repo.opaque = `${record.unreadableTags} tag(s) could not be read`;
+    }
+    const all = record.tags.map((t) => t.digest);
+    for (let round = 0; round < 64; round++) {
+      const remaining = record.tags.filter((t) => !removeReason.has(tagKey(name, t.tag))).map((t) => t.digest);
+      const { kept, orphaned } = orphanedManifests(cache, repo, all, remaining, untagged);
+      const gone = new Set(orphaned);
+      let changed = false;
+      for (const t of record.tags) {
+        const key = tagKey(name, t.tag);
+        const decision = decisions.get(key);
+        const subject = signatureSubject(t.tag);
+        if (subject === undefined || !dependent(t) || decision?.named === true) continue;
+        if (gone.has(subject) && !removeReason.has(key)) {
+          removeReason.set(key, `signature of removed ${subject}`);
+          changed = true;
+        } else if (kept.has(subject)) {
+          keepReason.set(key, `kept: signature of kept ${subject}`);
+        } else if (!gone.has(subject)) {
+          keepReason.set(key, `kept: signature of untagged ${subject}, which stays`);
+        }
+      }
+      if (!changed) {
+        orphans.set(name, orphaned);
+        break;
+      }
+    }
+    if (repo.opaque !== undefined && (orphans.get(name)?.length ?? 0) > 0) {
+      blocked.push({ repository: name, reason: `no manifest removed: ${repo.opaque}` });
+      orphans.set(name, []);
+    }
+  }
+
+  const tags: PlannedTag[] = [];
+  const kept: PlannedTag[] = [];
+  for (const r of records) {
+    for (const t of r.tags) {
+      const key = tagKey(r.name, t.tag);
+      const remove = removeReason.get(key);
+      if (remove !== undefined) tags.push(planned(t, remove));
+      else {
+        const d = decisions.get(key);
+        if (d !== undefined) kept.push(planned(t, keepReason.get(key) ?? d.reason));
+      }
+    }
+  }
+
+  const removedTagsOf = new Map<string, string[]>();
+  for (const t of tags) {
+    const key = `${t.repository}@${t.digest}`;
+    const list = removedTagsOf.get(key);
+    if (list === undefined) removedTagsOf.set(key, [t.tag]);
+    else list.push(t.tag);
+  }
+  const manifests: PlannedManifest[] = [];
+  for (const [name, list] of [...orphans].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+    if (list.length === 0) continue;
+    const repo = repos.get(name);
+    const taggedBefore =
+      repo === undefined ? new Set<Digest>() : keptClosure(byName.get(name)?.tags.map((t) => t.digest) ?? [], repoView(cache, repo.revisions));
+    for (const d of list) {
+      const via = removedTagsOf.get(`${name}@${d}`);
+      const reason =
+        via !== undefined
+          ? `tag${via.length > 1 ? 's' : ''} ${via.join(', ')} removed`
+          : taggedBefore.has(d)
+            ? 'only reachable from removed tags'
+            : 'untagged (--untagged)';
+      manifests.push({ repository: name, digest: d, reason });
+    }
+  }
+
+  // Exact reclaim: a blob is freed only if no manifest left in any repository marks it.
+  const removedRevisions = new Map<RepositoryName, Set<Digest>>();
+  for (const m of manifests) {
+    const set = removedRevisions.get(m.repository as RepositoryName) ?? new Set<Digest>();
+    set.add(m.digest as Digest);
+    removedRevisions.set(m.repository as RepositoryName, set);
+  }
+  const refs = (d: Digest) => cache.refs(d);
+  const after = new Set<Digest>();
+  const freedCandidates = new Set<Digest>();
+  for (const repo of repos.values()) {
+    const removed = removedRevisions.get(repo.repository);
+    for (const b of repo.linkedLayers) after.add(b);
+    if (removed === undefined) markBlobs(repo.revisions, refs, after);
+    else {
+      markBlobs([...repo.revisions].filter((d) => !removed.has(d)), refs, after);
+      markBlobs(removed, refs, freedCandidates);
+    }
+  }
+  const freed = [...freedCandidates].filter((d) => !after.has(d));
+  const sizes = await blobSizes(fs, lay, freed, (d) => {
+    const e = cache.peek(d);
+    return e !== undefined && e.ok ? e.size : undefined;
+  });
+  let reclaimableBytes = 0;
+  let reclaimableBlobs = 0;
+  for (const size of sizes.values()) {
+    if (size === undefined) continue;
+    reclaimableBytes += size;
+    reclaimableBlobs++;
+  }
+  input.onProgress?.({ phase: 'blobs', done: sizes.size });
+
+  const missing = selection.missing.map(formatTagRef);
+  for (const ref of selection.missing) {
+    warn({ code: 'missing-tag', path: lay.tag(ref.repository, ref.tag), message: `named tag ${formatTagRef(ref)} does not exist` });
+  }
+  let manifestCount = 0;
+  for (const r of repos.values()) manifestCount += r.revisions.size;
+  return {
+    version: PLAN_VERSION,
+    root: lay.root,
+    createdAt: input.now.toISOString(),
+    untagged: input.untaggedIn !== undefined,
+    tags,
+    kept,
+    manifests,
+    missing,
+    blocked,
+    reclaimableBytes,
+    reclaimableBlobs,
+    stats: { repositories: records.length, tags: records.reduce((n, r) => n + r.tags.length, 0), manifests: manifestCount },
+    warnings,
+  };
+}
