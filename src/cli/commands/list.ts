@@ -1,0 +1,51 @@
+import { Command } from 'commander';
+import { inRepositoryScope } from '../../policy/selector.js';
+import { walkRepositories } from '../../storage/walk.js';
+import { EXIT, type CliDeps, type ExitCode } from '../deps.js';
+import { addRepoOptions, addRootOption, parseRepoFilter, type RepoOptionValues } from '../options.js';
+import { plural, pushedCell, table } from '../render.js';
+import { Reporter, json, openStorage } from '../session.js';
+
+interface ListOptions extends RepoOptionValues {
+  root?: string;
+  json?: boolean;
+}
+
+export function listCommand(deps: CliDeps, done: (code: ExitCode) => void): Command {
+  const cmd = new Command('list').description('list every tag with its digest and push time, by repository then push time');
+  addRootOption(addRepoOptions(cmd)).option('--json', 'print one JSON object on stdout');
+  return cmd.action(async (opts: ListOptions) => {
+    const filter = parseRepoFilter(opts);
+    const lay = await openStorage(opts, deps);
+    const reporter = new Reporter(deps);
+    const scope = { ...filter, refs: [], tags: [], keep: [], keepLatest: true };
+    const repos = await walkRepositories(deps.fs, lay, {
+      includeRepository: (name) => inRepositoryScope(scope, name),
+      onWarning: reporter.warn,
+      onProgress: (p) => reporter.progress(`scanning: ${p.repositories} repositories, ${p.tags} tags`),
+    });
+    reporter.clearProgress();
+    const tags = repos.flatMap((r) => [...r.tags].sort((a, b) => a.pushedAt.getTime() - b.pushedAt.getTime()));
+    const now = deps.now();
+    if (opts.json === true) {
+      json(deps, {
+        version: 1,
+        root: lay.root,
+        tags: tags.map((t) => ({ repository: t.repository, tag: t.tag, digest: t.digest, pushedAt: t.pushedAt.toISOString() })),
+        repositories: repos.length,
+        warnings: reporter.warnings,
+      });
+    } else if (tags.length > 0) {
+      deps.stdout.write(
+        table(
+          ['REPOSITORY', 'TAG', 'DIGEST', 'PUSHED'],
+          tags.map((t) => [t.repository, t.tag, t.digest.slice(0, 19), pushedCell(t.pushedAt.toISOString(), now)]),
+        ),
+      );
+      deps.stdout.write(`${plural(tags.length, 'tag')} in ${plural(repos.length, 'repository', 'repositories')}\n`);
+    } else {
+      deps.stdout.write(`no tags in ${plural(repos.length, 'repository', 'repositories')} under ${lay.root}\n`);
+    }
+    done(reporter.warnings > 0 ? EXIT.warnings : EXIT.ok);
+  });
+}

@@ -1,0 +1,191 @@
+import { Command } from 'commander';
+import { limiter } from '../../util/limit.js';
+import { ManifestCache } from '../../graph/load.js';
+import { UsageError } from '../../model/errors.js';
+import { applyPlan } from '../../plan/apply.js';
+import { buildPlan } from '../../plan/build.js';
+import { countResults, type ApplyReport, type Plan } from '../../plan/plan.js';
+import { selectTags } from '../../policy/select.js';
+import { inRepositoryScope, isEmptySelection, type Selector } from '../../policy/selector.js';
+import { EXIT, worse, type CliDeps, type ExitCode } from '../deps.js';
+import { addRootOption, addSelectorOptions, parseSelector, type SelectorOptionValues } from '../options.js';
+import { humanBytes, plural, pushedCell, table } from '../render.js';
+import { Reporter, json, openStorage } from '../session.js';
+
+interface PruneOptions extends SelectorOptionValues {
+  root?: string;
+  dryRun?: boolean;
+  yes?: boolean;
+  json?: boolean;
+  verbose?: boolean;
+  untagged?: boolean;
+  quiet?: boolean;
+}
+
+const NOTHING_SELECTED =
+  'nothing selected: name tags (REPOSITORY:TAG) or give --tag, --older-than or --before; regprune never removes everything by default';
+
+export function pruneCommand(deps: CliDeps, done: (code: ExitCode) => void): Command {
+  const cmd = new Command('prune')
+    .description('remove tags (and the manifests only they referenced) from the registry storage')
+    .argument('[refs...]', 'exact tags to remove, as REPOSITORY:TAG (e.g. i1:T12 team/app:pr-17)')
+    .usage('[REPO:TAG...] [selectors] [--dry-run | --yes]');
+  addRootOption(addSelectorOptions(cmd))
+    .option('--untagged', 'also remove manifests that were already untagged in the selected repositories (keeps multi-platform images whole)')
+    .option('-n, --dry-run', 'show what would be removed and how many bytes garbage-collect would free; change nothing')
+    .option('-y, --yes', 'remove without asking (needed when not on a terminal)')
+    .option('--json', 'print one JSON object on stdout (the plan, and outcomes when applied)')
+    .option('-v, --verbose', 'also list the kept tags and why')
+    .option('-q, --quiet', 'no progress or reminders on stderr');
+  return cmd.action(async (refs: string[], opts: PruneOptions) => {
+    const selector = parseSelector(refs, opts);
+    if (isEmptySelection(selector)) {
+      throw new UsageError(NOTHING_SELECTED, { hint: 'e.g. regprune prune --older-than 30d --keep-last 5 --dry-run' });
+    }
+    const dryRun = opts.dryRun === true;
+    if (!dryRun && opts.yes !== true && !deps.stdinIsTTY) {
+      throw new UsageError('refusing to remove without confirmation: stdin is not a terminal; pass --yes to remove, or --dry-run to preview');
+    }
+    const lay = await openStorage(opts, deps);
+    const reporter = new Reporter(deps, opts.quiet === true);
+    const now = deps.now();
+    const cache = new ManifestCache(deps.fs, lay, limiter(64));
+    const plan = await buildPlan({
+      fs: deps.fs,
+      layout: lay,
+      now,
+      cache,
+      decide: (repos, dependent) => selectTags(repos, selector, now, dependent),
+      ...(opts.untagged === true ? { untaggedIn: untaggedScope(selector) } : {}),
+      onWarning: reporter.warn,
+      onProgress: (p) => reporter.progress(`planning: ${p.done} ${p.phase} read`),
+    });
+    reporter.clearProgress();
+    let code: ExitCode = plan.missing.length > 0 ? EXIT.failure : EXIT.ok;
+    if (reporter.warnings > 0) code = worse(code, EXIT.warnings);
+    for (const t of plan.kept) {
+      if (refs.length > 0 && selector.refs.some((r) => r.repository === t.repository && r.tag === t.tag)) {
+        reporter.note(`note: ${t.repository}:${t.tag} was named but is ${t.reason}`);
+      }
+    }
+
+    if (dryRun || (plan.tags.length === 0 && plan.manifests.length === 0)) {
+      if (opts.json === true) json(deps, planJson(plan, dryRun, opts.verbose === true));
+      else renderPlan(deps, plan, now, opts.verbose === true, dryRun);
+      done(code);
+      return;
+    }
+    if (opts.yes !== true) {
+      const repoCount = new Set(plan.tags.map((t) => t.repository)).size;
+      const ok = await deps.confirm(`Remove ${plural(plan.tags.length, 'tag')} from ${plural(repoCount, 'repository', 'repositories')}? [y/N] `);
+      if (!ok) {
+        reporter.note('nothing removed');
+        done(EXIT.usage);
+        return;
+      }
+    }
+    const report = await applyPlan({ fs: deps.fs, layout: lay, plan, cache, runId: `${now.getTime()}-${deps.pid}` });
+    const failed = [...report.tags, ...report.manifests].some((o) => o.result === 'failed');
+    if (failed) code = worse(code, EXIT.failure);
+    if (opts.json === true) json(deps, { ...planJson(plan, false, opts.verbose === true), ...outcomesJson(report) });
+    else renderOutcome(deps, plan, report);
+    done(code);
+  });
+}
+
+/** `--untagged` applies to the repositories the selection is about. */
+function untaggedScope(selector: Selector) {
+  const named = new Set(selector.refs.map((r) => r.repository as string));
+  const filtered = selector.tags.length > 0 || selector.olderThan !== undefined || selector.before !== undefined;
+  return (repo: string) => named.has(repo) || (filtered && inRepositoryScope(selector, repo));
+}
+
+function planJson(plan: Plan, dryRun: boolean, verbose: boolean) {
+  return {
+    version: plan.version,
+    root: plan.root,
+    dryRun,
+    createdAt: plan.createdAt,
+    tags: plan.tags,
+    manifests: plan.manifests,
+    reclaimableBytes: plan.reclaimableBytes,
+    reclaimableBlobs: plan.reclaimableBlobs,
+    missing: plan.missing,
+    blocked: plan.blocked,
+    ...(verbose ? { kept: plan.kept } : {}),
+    stats: plan.stats,
+    warnings: plan.warnings,
+  };
+}
+
+function outcomesJson(report: ApplyReport) {
+  const removedTags = report.tags.filter((o) => o.result === 'removed');
+  const removedManifests = report.manifests.filter((o) => o.result === 'removed');
+  return {
+    // On a real run, `tags` and `manifests` are what was actually removed.
+    tags: removedTags.map(({ result: _r, detail: _d, ...t }) => t),
+    manifests: removedManifests.map(({ result: _r, detail: _d, ...m }) => m),
+    notRemoved: {
+      tags: report.tags.filter((o) => o.result !== 'removed'),
+      manifests: report.manifests.filter((o) => o.result !== 'removed'),
+    },
+    results: { tags: countResults(report.tags), manifests: countResults(report.manifests) },
+    trashFinished: report.trashFinished,
+  };
+}
+
+function renderPlan(deps: CliDeps, plan: Plan, now: Date, verbose: boolean, dryRun: boolean): void {
+  const out = deps.stdout;
+  if (plan.tags.length > 0) {
+    out.write(
+      table(
+        ['REPOSITORY', 'TAG', 'DIGEST', 'PUSHED', 'REASON'],
+        plan.tags.map((t) => [t.repository, t.tag, t.digest.slice(0, 19), pushedCell(t.pushedAt, now), t.reason]),
+      ),
+    );
+  }
+  if (verbose && plan.kept.length > 0) {
+    out.write(`\nkept:\n`);
+    out.write(
+      table(
+        ['REPOSITORY', 'TAG', 'DIGEST', 'PUSHED', 'REASON'],
+        plan.kept.map((t) => [t.repository, t.tag, t.digest.slice(0, 19), pushedCell(t.pushedAt, now), t.reason]),
+      ),
+    );
+  }
+  if (verbose && plan.manifests.length > 0) {
+    out.write(`\nmanifests to unlink:\n`);
+    out.write(table(['REPOSITORY', 'DIGEST', 'REASON'], plan.manifests.map((m) => [m.repository, m.digest, m.reason])));
+  }
+  for (const b of plan.blocked) out.write(`${b.repository}: ${b.reason}\n`);
+  if (plan.tags.length === 0 && plan.manifests.length === 0) {
+    out.write(`nothing to remove (${plural(plan.stats.tags, 'tag')} in ${plural(plan.stats.repositories, 'repository', 'repositories')} looked at)\n`);
+    return;
+  }
+  const repoCount = new Set(plan.tags.map((t) => t.repository)).size;
+  out.write(
+    `\n${dryRun ? 'Would remove' : 'Removing'} ${plural(plan.tags.length, 'tag')} from ${plural(repoCount, 'repository', 'repositories')} ` +
+      `and unlink ${plural(plan.manifests.length, 'manifest')}; garbage-collect will then free ${humanBytes(plan.reclaimableBytes)} ` +
+      `(${plural(plan.reclaimableBlobs, 'blob')}).\n`,
+  );
+  if (dryRun) out.write('Dry run: nothing was changed. Run again without --dry-run to remove.\n');
+}
+
+function renderOutcome(deps: CliDeps, plan: Plan, report: ApplyReport): void {
+  const out = deps.stdout;
+  const tags = countResults(report.tags);
+  const manifests = countResults(report.manifests);
+  for (const o of [...report.tags, ...report.manifests]) {
+    if (o.result === 'removed' && o.detail === undefined) continue;
+    const what = 'tag' in o ? `${o.repository}:${o.tag}` : `${o.repository}@${o.digest}`;
+    out.write(`${o.result}: ${what}${o.detail === undefined ? '' : `: ${o.detail}`}\n`);
+  }
+  if (report.trashFinished > 0) out.write(`finished ${plural(report.trashFinished, 'entry', 'entries')} left in trash by an interrupted run\n`);
+  out.write(
+    `Removed ${plural(tags.removed, 'tag')} and unlinked ${plural(manifests.removed, 'manifest')}` +
+      (tags.changed + manifests.changed > 0 ? `; ${tags.changed + manifests.changed} changed meanwhile and left in place` : '') +
+      (tags.missing + manifests.missing > 0 ? `; ${tags.missing + manifests.missing} already gone` : '') +
+      (tags.failed + manifests.failed > 0 ? `; ${tags.failed + manifests.failed} FAILED` : '') +
+      `.\nRun garbage-collect (without -m) to free about ${humanBytes(plan.reclaimableBytes)}, then restart the registry (its blob cache is stale).\n`,
+  );
+}

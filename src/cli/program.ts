@@ -1,0 +1,68 @@
+import { Command, CommanderError } from 'commander';
+import { RegpruneError } from '../model/errors.js';
+import { listCommand } from './commands/list.js';
+import { pruneCommand } from './commands/prune.js';
+import { EXIT, type CliDeps, type ExitCode } from './deps.js';
+
+const DESCRIPTION =
+  "Free disk on a distribution registry (registry:2, registry:3, Debian's docker-registry) by removing tags, " +
+  'and the manifests only they referenced, directly in its storage; garbage-collect (never -m) then frees the blobs.';
+
+const EXAMPLES = `
+Examples:
+  regprune list --root /var/lib/registry
+  regprune prune i1:T12 i2:T22 i5:T52 --dry-run
+  regprune prune --older-than 30d --keep-last 5 --keep 'latest' --keep '/^v\\d+\\.\\d+\\.\\d+$/' --dry-run
+  regprune prune --older-than 30d --keep-last 5 --yes --json > prune.json
+
+Exit codes: 0 done, 1 failure or partial (missing named tag, failed removal),
+2 usage error or refusal (nothing touched), 3 done with warnings (something in
+the tree was not understood and was left in place).`;
+
+/** Builds the commander program; `done` receives the exit code of the command that ran. */
+export function createProgram(deps: CliDeps, done: (code: ExitCode) => void): Command {
+  const program = new Command('regprune')
+    .description(DESCRIPTION)
+    .version(deps.version, '-V, --version', 'print the version and build')
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride()
+    .configureOutput({
+      writeOut: (s) => deps.stdout.write(s),
+      writeErr: (s) => deps.stderr.write(s),
+      outputError: (s, write) => write(s.replace(/^error: /, 'regprune: ')),
+    })
+    .addHelpText('after', EXAMPLES);
+  program.addCommand(listCommand(deps, done));
+  program.addCommand(pruneCommand(deps, done));
+  return program;
+}
+
+function explain(err: unknown): string {
+  if (err instanceof RegpruneError) return `regprune: ${err.message}${err.hint === undefined ? '' : `\nhint: ${err.hint}`}\n`;
+  const e = err instanceof Error ? err : new Error(String(err));
+  return `regprune: unexpected error: ${e.stack ?? e.message}\n`;
+}
+
+/** Runs the CLI with `argv` (without node and script) and returns the exit code. */
+export async function runCli(argv: readonly string[], deps: CliDeps): Promise<ExitCode> {
+  let code: ExitCode = EXIT.ok;
+  const program = createProgram(deps, (c) => {
+    code = c;
+  });
+  if (argv.length === 0) {
+    program.outputHelp({ error: true });
+    return EXIT.usage;
+  }
+  try {
+    await program.parseAsync([...argv], { from: 'user' });
+    return code;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return EXIT.ok;
+      return EXIT.usage;
+    }
+    deps.stderr.write(explain(err));
+    if (err instanceof RegpruneError && (err.code === 'USAGE' || err.code === 'NOT_A_ROOT')) return EXIT.usage;
+    return EXIT.failure;
+  }
+}
