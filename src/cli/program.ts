@@ -1,5 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { RegpruneError } from '../model/errors.js';
+import { duCommand } from './commands/du.js';
 import { listCommand } from './commands/list.js';
 import { pruneCommand } from './commands/prune.js';
 import { EXIT, type CliDeps, type ExitCode } from './deps.js';
@@ -34,6 +35,7 @@ export function createProgram(deps: CliDeps, done: (code: ExitCode) => void): Co
     .addHelpText('after', EXAMPLES);
   program.addCommand(listCommand(deps, done));
   program.addCommand(pruneCommand(deps, done));
+  program.addCommand(duCommand(deps, done));
   return program;
 }
 

@@ -54,6 +54,8 @@ export interface Layout {
   layer(repo: RepositoryName, digest: Digest): string;
   layerLink(repo: RepositoryName, digest: Digest): string;
   uploads(repo: RepositoryName): string;
+  /** An upload's `data` and `startedat` files (`<uploads>/<uuid>/...`). */
+  uploadFile(repo: RepositoryName, uuid: string, file: 'data' | 'startedat'): string;
   blobShards(): string;
   blob(digest: Digest): string;
   blobData(digest: Digest): string;
@@ -96,6 +98,7 @@ export function layout(root: string): Layout {
     layer,
     layerLink: (repo, d) => join(layer(repo, d), LINK),
     uploads: (repo) => join(repository(repo), UPLOADS),
+    uploadFile: (repo, uuid, file) => join(repository(repo), UPLOADS, uuid, file),
     blobShards: () => join(blobs, ALGORITHM),
     blob,
     blobData: (d) => join(blob(d), DATA),

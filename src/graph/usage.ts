@@ -1,0 +1,157 @@
+import { errnoCode } from '../model/errors.js';
+import type { Digest, RepositoryName } from '../model/names.js';
+import type { StorageFs } from '../storage/fs.js';
+import type { Layout } from '../storage/paths.js';
+import { walkRepositories } from '../storage/walk.js';
+import type { StorageWarning } from '../storage/warnings.js';
+import { mapLimit } from '../util/limit.js';
+import { walkBlobStore } from './blobs.js';
+import { loadRepoManifests } from './load.js';
+import { markBlobs } from './reach.js';
+
+export interface RepositoryUsage {
+  readonly repository: string;
+  readonly tags: number;
+  readonly manifests: number;
+  /** Bytes of the blobs its manifests mark (manifests, configs, layers). */
+  readonly referencedBytes: number;
+  /** Bytes marked by no other repository: freed if this repository went. */
+  readonly exclusiveBytes: number;
+  readonly uploads: number;
+  readonly uploadBytes: number;
+  /** Set when its manifests could not all be read: its linked layers count as referenced. */
+  readonly incomplete?: string;
+}
+
+export interface StorageUsage {
+  readonly root: string;
+  readonly repositories: readonly RepositoryUsage[];
+  readonly blobStore: { readonly bytes: number; readonly blobs: number };
+  /** Referenced by exactly one repository, summed over all repositories. */
+  readonly exclusiveBytes: number;
+  /** Referenced by two or more repositories. */
+  readonly sharedBytes: number;
+  /** Referenced by nothing: what garbage-collect would free right now. */
+  readonly unreferenced: { readonly bytes: number; readonly blobs: number };
+  /** Upload directories (`_uploads/<uuid>`): in progress or abandoned. */
+  readonly uploads: { readonly count: number; readonly bytes: number; readonly stale: number; readonly staleBytes: number };
+}
+
+/** An upload that started this long ago is not a push in progress any more. */
+export const STALE_UPLOAD_MS = 24 * 3600 * 1000;
+
+export interface MeasureOptions {
+  readonly now: Date;
+  /** Which repositories to report (all are still measured, so exclusivity is exact). */
+  readonly includeRepository?: (name: RepositoryName) => boolean;
+  readonly onWarning?: (w: StorageWarning) => void;
+}
+
+async function measureUploads(fs: StorageFs, lay: Layout, repo: RepositoryName, now: Date) {
+  let entries;
+  try {
+    entries = await fs.readdir(lay.uploads(repo), { withFileTypes: true });
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT') return [];
+    throw err;
+  }
+  return mapLimit(
+    entries.filter((e) => e.isDirectory()),
+    16,
+    async (e) => {
+      let bytes = 0;
+      let startedAt: Date | undefined;
+      try {
+        bytes = (await fs.lstat(lay.uploadFile(repo, e.name, 'data'))).size;
+      } catch {
+        // an upload that never received data
+      }
+      try {
+        const text = Buffer.from(await fs.readFile(lay.uploadFile(repo, e.name, 'startedat'))).toString('utf8').trim();
+        const t = new Date(text);
+        if (!Number.isNaN(t.getTime())) startedAt = t;
+      } catch {
+        // no startedat: treated as stale
+      }
+      const stale = startedAt === undefined || now.getTime() - startedAt.getTime() > STALE_UPLOAD_MS;
+      return { bytes, stale };
+    },
+  );
+}
+
+/**
+ * Where the bytes are: per repository what its manifests reference and what
+ * only it references; overall, what is shared and what nothing references.
+ * exclusive + shared + unreferenced = blob store size, by construction.
+ */
+export async function measureUsage(fs: StorageFs, lay: Layout, options: MeasureOptions): Promise<StorageUsage> {
+  const warn = options.onWarning ?? (() => {});
+  const records = await walkRepositories(fs, lay, { onWarning: warn });
+  const [store, graph] = await Promise.all([
+    walkBlobStore(fs, lay, warn),
+    loadRepoManifests(fs, lay, new Map(records.map((r) => [r.name, r.tags.map((t) => t.digest)])), { onWarning: warn }),
+  ]);
+  const refs = (d: Digest) => graph.cache.refs(d);
+  const marks = new Map<RepositoryName, Set<Digest>>();
+  const owners = new Map<Digest, number>();
+  for (const r of records) {
+    const repo = graph.repos.get(r.name);
+    const set = new Set<Digest>(repo?.linkedLayers ?? []);
+    if (repo !== undefined) markBlobs(repo.revisions, refs, set);
+    marks.set(r.name, set);
+    for (const d of set) if (store.has(d)) owners.set(d, (owners.get(d) ?? 0) + 1);
+  }
+  const size = (d: Digest) => store.get(d) ?? 0;
+  const repositories: RepositoryUsage[] = [];
+  let exclusiveTotal = 0;
+  const uploads = { count: 0, bytes: 0, stale: 0, staleBytes: 0 };
+  for (const r of records) {
+    const set = marks.get(r.name) ?? new Set<Digest>();
+    let referencedBytes = 0;
+    let exclusiveBytes = 0;
+    for (const d of set) {
+      referencedBytes += size(d);
+      if (owners.get(d) === 1) exclusiveBytes += size(d);
+    }
+    exclusiveTotal += exclusiveBytes;
+    const ups = await measureUploads(fs, lay, r.name, options.now);
+    for (const u of ups) {
+      uploads.count++;
+      uploads.bytes += u.bytes;
+      if (u.stale) {
+        uploads.stale++;
+        uploads.staleBytes += u.bytes;
+      }
+    }
+    if (options.includeRepository !== undefined && !options.includeRepository(r.name)) continue;
+    const repo = graph.repos.get(r.name);
+    repositories.push({
+      repository: r.name,
+      tags: r.tags.length,
+      manifests: repo?.revisions.size ?? 0,
+      referencedBytes,
+      exclusiveBytes,
+      uploads: ups.length,
+      uploadBytes: ups.reduce((n, u) => n + u.bytes, 0),
+      ...(repo?.opaque === undefined ? {} : { incomplete: repo.opaque }),
+    });
+  }
+  repositories.sort((a, b) => b.exclusiveBytes - a.exclusiveBytes || (a.repository < b.repository ? -1 : 1));
+  let storeBytes = 0;
+  let referencedUnion = 0;
+  let unreferencedBlobs = 0;
+  for (const [d, n] of store) {
+    storeBytes += n;
+    if (owners.has(d)) referencedUnion += n;
+    else unreferencedBlobs++;
+  }
+  return {
+    root: lay.root,
+    repositories,
+    blobStore: { bytes: storeBytes, blobs: store.size },
+    exclusiveBytes: exclusiveTotal,
+    sharedBytes: referencedUnion - exclusiveTotal,
+    unreferenced: { bytes: storeBytes - referencedUnion, blobs: unreferencedBlobs },
+    uploads,
+  };
+}
