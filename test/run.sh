@@ -19,4 +19,13 @@ fi
 [ -d node_modules ] || npm ci --no-audit --no-fund
 npm run build --silent
 npx tsc -p test/tsconfig.json
-npx vitest run --config test/vitest.config.ts "$@"
+results=$(mktemp)
+status=0
+npx vitest run --config test/vitest.config.ts --reporter=default --reporter=json --outputFile.json="$results" "$@" || status=$?
+# One plain closing line that any CI can read.
+node -e '
+  const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+  console.log(`tests: ${r.numPassedTests} passed, ${r.numFailedTests} failed, ${r.numPendingTests + r.numTodoTests} skipped`);
+' "$results" 2>/dev/null || echo "tests: run did not complete (exit $status)"
+rm -f "$results"
+exit "$status"
