@@ -6,7 +6,7 @@ import { applyPlan } from '../../plan/apply.js';
 import { buildPlan } from '../../plan/build.js';
 import { countResults, type ApplyReport, type Plan } from '../../plan/plan.js';
 import { selectTags } from '../../policy/select.js';
-import { inRepositoryScope, isEmptySelection, type Selector } from '../../policy/selector.js';
+import { hasFilters, inRepositoryScope, isEmptySelection, type Selector } from '../../policy/selector.js';
 import { EXIT, worse, type CliDeps, type ExitCode } from '../deps.js';
 import { addRootOption, addSelectorOptions, parseSelector, type SelectorOptionValues } from '../options.js';
 import { humanBytes, plural, pushedCell, table } from '../render.js';
@@ -23,7 +23,7 @@ interface PruneOptions extends SelectorOptionValues {
 }
 
 const NOTHING_SELECTED =
-  'nothing selected: name tags (REPOSITORY:TAG) or give --tag, --older-than or --before; regprune never removes everything by default';
+  'nothing selected: name tags (REPOSITORY:TAG), or give --tag, --older-than, --before or --untagged; regprune never removes everything by default';
 
 export function pruneCommand(deps: CliDeps, done: (code: ExitCode) => void): Command {
   const cmd = new Command('prune')
@@ -39,7 +39,7 @@ export function pruneCommand(deps: CliDeps, done: (code: ExitCode) => void): Com
     .option('-q, --quiet', 'no progress or reminders on stderr');
   return cmd.action(async (refs: string[], opts: PruneOptions) => {
     const selector = parseSelector(refs, opts);
-    if (isEmptySelection(selector)) {
+    if (isEmptySelection(selector) && opts.untagged !== true) {
       throw new UsageError(NOTHING_SELECTED, { hint: 'e.g. regprune prune --older-than 30d --keep-last 5 --dry-run' });
     }
     const dryRun = opts.dryRun === true;
@@ -93,11 +93,15 @@ export function pruneCommand(deps: CliDeps, done: (code: ExitCode) => void): Com
   });
 }
 
-/** `--untagged` applies to the repositories the selection is about. */
+/**
+ * `--untagged` applies to the repositories the selection is about: those of
+ * named tags, and those in the --repo/--exclude-repo scope when filters are
+ * given or when --untagged is the only request (then: --repo, default all).
+ */
 function untaggedScope(selector: Selector) {
   const named = new Set(selector.refs.map((r) => r.repository as string));
-  const filtered = selector.tags.length > 0 || selector.olderThan !== undefined || selector.before !== undefined;
-  return (repo: string) => named.has(repo) || (filtered && inRepositoryScope(selector, repo));
+  const scoped = hasFilters(selector) || selector.refs.length === 0;
+  return (repo: string) => named.has(repo) || (scoped && inRepositoryScope(selector, repo));
 }
 
 function planJson(plan: Plan, dryRun: boolean, verbose: boolean) {
