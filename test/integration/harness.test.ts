@@ -1,5 +1,5 @@
 import { rm, writeFile } from 'node:fs/promises';
-import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
+import { afterAll, afterEach, describe, expect, test } from 'vitest';
 import { parseDigest, parseRepositoryName, parseTagName } from '../../src/model/names.js';
 import { layout } from '../../src/storage/paths.js';
 import {
@@ -25,6 +25,7 @@ import {
   type PushedSignature,
   type RunningRegistry,
 } from '../helpers/registry.js';
+import { setupSuite } from '../helpers/suite.js';
 
 // The harness itself, against the real registry: if these fail, every
 // real-registry test would be checking nothing.
@@ -43,7 +44,7 @@ describe('real-registry harness', () => {
   let signature: PushedSignature;
   let parent: PushedImage;
 
-  beforeAll(async () => {
+  setupSuite(async () => {
     reg = await startRegistry();
     docker = await pushImage(reg.url, REPO, 'v1', { seed: 'h-docker', layers: ['h-base', 'h-docker/top'] });
     dockerAgain = await pushImage(reg.url, REPO, 'v2', { seed: 'h-docker-2', layers: ['h-base', 'h-docker-2/top'] });
@@ -145,13 +146,15 @@ describe('real-registry harness', () => {
     });
   });
 
-  test('a read-only registry refuses pushes and still serves pulls', async () => {
-    const ro = await startRegistry({ root: reg.root, readOnly: true });
-    try {
-      await expect(pushBlob(ro.url, REPO, seededBytes('ro', 10))).rejects.toThrow(/ 405 /);
-      await pullAndVerify(ro.url, REPO, 'v1');
-    } finally {
-      await ro.stop();
+  test('a read-only registry (by option or by environment) refuses pushes and still serves pulls', async () => {
+    for (const opts of [{ readOnly: true }, { env: { REGISTRY_STORAGE_MAINTENANCE_READONLY: '{"enabled":true}' } }]) {
+      const ro = await startRegistry({ root: reg.root, ...opts });
+      try {
+        await expect(pushBlob(ro.url, REPO, seededBytes('ro', 10))).rejects.toThrow(/ 405 /);
+        await pullAndVerify(ro.url, REPO, 'v1');
+      } finally {
+        await ro.stop();
+      }
     }
   });
 

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import fg from 'fast-glob';
-import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
+import { afterAll, afterEach, describe, expect, test } from 'vitest';
 import { applyAges, type AppliedAge } from '../../fixtures/ages.mjs';
 import { runRegprune } from '../helpers/cli.js';
 import {
@@ -15,6 +15,7 @@ import {
   tagsOnDisk,
   type RunningRegistry,
 } from '../helpers/registry.js';
+import { setupSuite } from '../helpers/suite.js';
 import { buildSample } from '../helpers/sample.js';
 
 // The built CLI on a copy of the bundled sample, checked against the real
@@ -55,7 +56,7 @@ describe('regprune on the sample registry', () => {
   let applied: AppliedAge[];
   let reg: RunningRegistry | undefined;
 
-  beforeAll(async () => {
+  setupSuite(async () => {
     copy = await mkdtemp(join(tmpdir(), 'regprune-sample-cli-'));
     await cp(FIXTURE, copy, { recursive: true });
     // The CLI reads the real clock; no age is within days of 30d, so this is stable.

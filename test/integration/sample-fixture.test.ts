@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import fg from 'fast-glob';
-import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
+import { afterAll, afterEach, describe, expect, test } from 'vitest';
 import { applyAges, parseAge } from '../../fixtures/ages.mjs';
 import {
   blobDigests,
@@ -17,6 +17,7 @@ import {
   type BuiltIndex,
   type RunningRegistry,
 } from '../helpers/registry.js';
+import { setupSuite } from '../helpers/suite.js';
 import { agesFileOf, buildSample, pushSample, sampleBlobDigests, type SampleTag } from '../helpers/sample.js';
 
 // Without REGPRUNE_WRITE_FIXTURES this checks the committed sample against the
@@ -67,7 +68,7 @@ describe(`bundled sample registry${WRITE ? ' (rewriting it first)' : ''}`, () =>
   let copy: string;
   let reg: RunningRegistry | undefined;
 
-  beforeAll(async () => {
+  setupSuite(async () => {
     if (WRITE) await writeFixtures();
     copy = await mkdtemp(join(tmpdir(), 'regprune-sample-'));
     await cp(FIXTURE, copy, { recursive: true });
