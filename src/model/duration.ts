@@ -1,4 +1,3 @@
-import { sub } from 'date-fns';
 import { UsageError } from './errors.js';
 
 export type DurationUnit = 'm' | 'h' | 'd' | 'w' | 'mo' | 'y';
@@ -34,35 +33,50 @@ export function parseDuration(text: string, what = '--older-than'): Duration {
   return { amount, unit: match[2] as DurationUnit, text: `${amount}${match[2]}` };
 }
 
-/** The instant `duration` before `now` (calendar arithmetic for months and years). */
-export function cutoffBefore(now: Date, duration: Duration): Date {
-  switch (duration.unit) {
-    case 'm':
-      return sub(now, { minutes: duration.amount });
-    case 'h':
-      return sub(now, { hours: duration.amount });
-    case 'd':
-      return sub(now, { days: duration.amount });
-    case 'w':
-      return sub(now, { weeks: duration.amount });
-    case 'mo':
-      return sub(now, { months: duration.amount });
-    case 'y':
-      return sub(now, { years: duration.amount });
-  }
+const MINUTE = 60_000;
+const FIXED_MS: Partial<Record<DurationUnit, number>> = { m: MINUTE, h: 60 * MINUTE, d: 1440 * MINUTE, w: 7 * 1440 * MINUTE };
+
+function daysInMonthUTC(year: number, month: number): number {
+  return new Date(Date.UTC(year, month + 1, 0)).getUTCDate();
 }
 
-const ISO_DATE = /^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?$/;
+/**
+ * The instant `duration` before `now`. Months and years are calendar units,
+ * clamped to the end of a shorter month (31 March - 1mo = 28 February), and
+ * everything is computed in UTC: the cutoff decides what is deleted, so it
+ * must not move with the machine's time zone or its DST switches.
+ */
+export function cutoffBefore(now: Date, duration: Duration): Date {
+  const fixed = FIXED_MS[duration.unit];
+  if (fixed !== undefined) return new Date(now.getTime() - duration.amount * fixed);
+  const months = duration.unit === 'y' ? duration.amount * 12 : duration.amount;
+  const total = now.getUTCFullYear() * 12 + now.getUTCMonth() - months;
+  const year = Math.floor(total / 12);
+  const month = total - year * 12;
+  const day = Math.min(now.getUTCDate(), daysInMonthUTC(year, month));
+  const out = new Date(now.getTime());
+  out.setUTCFullYear(year, month, day);
+  return out;
+}
+
+const ISO_DATE =
+  /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$/;
 
 /** `--before` takes an ISO 8601 date or date-time; a bare date means 00:00 UTC. */
 export function parseInstant(text: string, what = '--before'): Date {
   const trimmed = text.trim();
-  if (!ISO_DATE.test(trimmed)) {
+  const m = ISO_DATE.exec(trimmed);
+  if (m === null) {
     throw new UsageError(`${what} ${JSON.stringify(text)}: not an ISO 8601 date, e.g. 2026-09-01 or 2026-09-01T12:00:00Z`);
   }
-  const hasZone = /(?:Z|[+-]\d{2}:?\d{2})$/.test(trimmed) && trimmed.length > 10;
-  const date = new Date(trimmed.length === 10 ? `${trimmed}T00:00:00Z` : hasZone ? trimmed : `${trimmed}Z`);
-  if (Number.isNaN(date.getTime())) throw new UsageError(`${what} ${JSON.stringify(text)}: not a valid date`);
+  // Date.parse rolls 2026-02-30 over to 2 March and T24:00 to the next day; refuse instead.
+  const field = (i: number) => Number(m[i] ?? 0);
+  const [year, month, day, hour, minute, second] = [field(1), field(2), field(3), field(4), field(5), field(6)];
+  const invalid = () => new UsageError(`${what} ${JSON.stringify(text)}: not a valid date`);
+  if (month < 1 || month > 12 || day < 1 || day > daysInMonthUTC(year, month - 1)) throw invalid();
+  if (hour > 23 || minute > 59 || second > 59) throw invalid();
+  const date = new Date(m[4] === undefined ? `${trimmed}T00:00:00Z` : m[7] === undefined ? `${trimmed}Z` : trimmed);
+  if (Number.isNaN(date.getTime())) throw invalid();
   return date;
 }
 
