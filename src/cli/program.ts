@@ -1,5 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { RegpruneError } from '../model/errors.js';
+import { checkCommand } from './commands/check.js';
 import { duCommand } from './commands/du.js';
 import { listCommand } from './commands/list.js';
 import { pruneCommand } from './commands/prune.js';
@@ -36,6 +37,7 @@ export function createProgram(deps: CliDeps, done: (code: ExitCode) => void): Co
   program.addCommand(listCommand(deps, done));
   program.addCommand(pruneCommand(deps, done));
   program.addCommand(duCommand(deps, done));
+  program.addCommand(checkCommand(deps, done));
   return program;
 }
 

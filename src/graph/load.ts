@@ -140,6 +140,11 @@ async function listDigestDirs(fs: StorageFs, io: Limiter, dir: string, warn: War
   return problem === undefined ? { digests } : { digests, problem };
 }
 
+/** The blobs linked into a repository under `_layers` (config and layer links). */
+export async function listLinkedLayers(fs: StorageFs, lay: Layout, repository: RepositoryName, warn: WarningSink = () => {}): Promise<Digest[]> {
+  return (await listDigestDirs(fs, limiter(16), lay.layers(repository), warn)).digests;
+}
+
 export interface LoadGraphOptions {
   /** Reuse manifests already read (content-addressed, so never stale). */
   readonly cache?: ManifestCache;

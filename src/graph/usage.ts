@@ -47,7 +47,8 @@ export interface MeasureOptions {
   readonly onWarning?: (w: StorageWarning) => void;
 }
 
-async function measureUploads(fs: StorageFs, lay: Layout, repo: RepositoryName, now: Date) {
+/** Upload directories of one repository: bytes received and whether the upload is stale. */
+export async function measureUploads(fs: StorageFs, lay: Layout, repo: RepositoryName, now: Date) {
   let entries;
   try {
     entries = await fs.readdir(lay.uploads(repo), { withFileTypes: true });

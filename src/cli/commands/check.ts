@@ -1,0 +1,32 @@
+import { Command } from 'commander';
+import { checkStorage } from '../../graph/check.js';
+import { EXIT, type CliDeps, type ExitCode } from '../deps.js';
+import { addRootOption } from '../options.js';
+import { plural, table } from '../render.js';
+import { json, openStorage } from '../session.js';
+
+interface CheckOptions {
+  root?: string;
+  json?: boolean;
+}
+
+export function checkCommand(deps: CliDeps, done: (code: ExitCode) => void): Command {
+  const cmd = new Command('check').description(
+    'read-only consistency check: broken tags and manifests, missing blobs, dangling layer links, stale uploads, leftover trash',
+  );
+  addRootOption(cmd).option('--json', 'print one JSON object on stdout');
+  return cmd.action(async (opts: CheckOptions) => {
+    const lay = await openStorage(opts, deps);
+    const findings = await checkStorage(deps.fs, lay, { now: deps.now() });
+    if (opts.json === true) {
+      json(deps, { version: 1, root: lay.root, ok: findings.length === 0, findings });
+    } else if (findings.length === 0) {
+      deps.stdout.write(`ok: no problems found under ${lay.root}\n`);
+    } else {
+      deps.stdout.write(table(['SEVERITY', 'KIND', 'PATH', 'PROBLEM'], findings.map((f) => [f.severity, f.kind, f.path, f.message])));
+      const errors = findings.filter((f) => f.severity === 'error').length;
+      deps.stdout.write(`${plural(findings.length, 'problem')} (${errors} that break pulls)\n`);
+    }
+    done(findings.length === 0 ? EXIT.ok : EXIT.failure);
+  });
+}
