@@ -79,8 +79,9 @@ export class MemRegistry {
 
   blobBytes(): number {
     let total = 0;
-    for (const [path, content] of Object.entries(this.vol.toJSON(this.lay.blobs))) {
-      if (path.endsWith('/data') && content !== null) total += Buffer.byteLength(content, 'latin1');
+    for (const path of Object.keys(this.vol.toJSON(this.lay.blobs))) {
+      // stat, not the JSON content: toJSON decodes bytes as UTF-8.
+      if (path.endsWith('/data')) total += this.vol.statSync(path).size;
     }
     return total;
   }
