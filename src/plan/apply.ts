@@ -5,6 +5,7 @@ import { errnoCode } from '../model/errors.js';
 import type { Digest, RepositoryName, TagName } from '../model/names.js';
 import { parseDigest, parseRepositoryName, parseTagName } from '../model/names.js';
 import type { StorageFs } from '../storage/fs.js';
+import { clearJournal, writeJournal } from '../storage/journal.js';
 import { readLink } from '../storage/links.js';
 import type { Layout } from '../storage/paths.js';
 import { readRepositoryTags } from '../storage/walk.js';
@@ -112,6 +113,7 @@ export async function applyPlan(input: ApplyInput): Promise<ApplyReport> {
   const concurrency = input.concurrency ?? 32;
   const trash = new Trash(fs, lay.trashDir, input.runId);
   const trashFinished = await trash.prepare();
+  if (plan.manifests.length > 0) await writeJournal(fs, lay, plan.manifests, input.runId);
   const cache = input.cache ?? new ManifestCache(fs, lay, limiter(concurrency));
 
   const emitTag = (t: PlannedTag, result: TagOutcome['result'], detail?: string): TagOutcome => {
@@ -244,9 +246,15 @@ export async function applyPlan(input: ApplyInput): Promise<ApplyReport> {
     const manifests = planned.length === 0 ? [] : await removeManifests(name, planned);
     return { tags, manifests };
   });
+  // Every planned manifest was dealt with (removed, or re-checked and kept),
+  // except failures: those stay pending for the next run.
+  const manifests = results.flatMap((r) => r.manifests);
+  const failed = manifests.filter((m) => m.result === 'failed');
+  if (failed.length > 0) await writeJournal(fs, lay, failed, input.runId);
+  else await clearJournal(fs, lay);
   return {
     tags: results.flatMap((r) => r.tags),
-    manifests: results.flatMap((r) => r.manifests),
+    manifests,
     trashFinished,
   };
 }

@@ -7,6 +7,7 @@ import { formatTagRef } from '../model/names.js';
 import type { Selection, TagDecision, TagFacts } from '../policy/select.js';
 import type { StorageFs } from '../storage/fs.js';
 import type { Layout } from '../storage/paths.js';
+import { readJournal } from '../storage/journal.js';
 import { walkRepositories, type RepositoryRecord } from '../storage/walk.js';
 import type { StorageWarning } from '../storage/warnings.js';
 import { PLAN_VERSION, type BlockedRepository, type Plan, type PlannedManifest, type PlannedTag } from './plan.js';
@@ -48,10 +49,11 @@ export function orphanedManifests(
   allTagDigests: readonly Digest[],
   remaining: readonly Digest[],
   untagged: boolean,
+  pending: ReadonlySet<Digest> = new Set(),
 ): { kept: Set<Digest>; orphaned: Digest[] } {
   const view = repoView(cache, repo.revisions);
   const kept = keptClosure(remaining, view);
-  const candidates = untagged ? repo.revisions : keptClosure(allTagDigests, view);
+  const candidates = untagged ? repo.revisions : new Set([...keptClosure(allTagDigests, view), ...pending]);
   const orphaned = [...candidates].filter((d) => repo.revisions.has(d) && !kept.has(d)).sort();
   return { kept, orphaned };
 }
@@ -87,6 +89,14 @@ export async function buildPlan(input: BuildPlanInput): Promise<Plan> {
     },
   );
 
+  // Manifests an interrupted run set out to unlink: finished now, if still unreachable.
+  const pending = new Map<RepositoryName, Set<Digest>>();
+  for (const e of await readJournal(fs, lay, warn)) {
+    const set = pending.get(e.repository) ?? new Set<Digest>();
+    set.add(e.digest);
+    pending.set(e.repository, set);
+  }
+
   const dependent = (t: TagFacts) => {
     const subject = signatureSubject(t.tag);
     return subject !== undefined && subject !== t.digest && (repos.get(t.repository)?.revisions.has(subject) ?? false);
@@ -103,6 +113,7 @@ export async function buildPlan(input: BuildPlanInput): Promise<Plan> {
   // orphans nothing further.
   const affected = new Set<RepositoryName>(selection.decisions.filter((d) => d.verdict === 'remove').map((d) => d.repository));
   if (input.untaggedIn !== undefined) for (const r of records) if (input.untaggedIn(r.name)) affected.add(r.name);
+  for (const name of pending.keys()) if (byName.has(name)) affected.add(name);
   const orphans = new Map<RepositoryName, Digest[]>();
   const blocked: BlockedRepository[] = [];
   for (const name of [...affected].sort()) {
@@ -116,7 +127,7 @@ export async function buildPlan(input: BuildPlanInput): Promise<Plan> {
     const all = record.tags.map((t) => t.digest);
     for (let round = 0; round < 64; round++) {
       const remaining = record.tags.filter((t) => !removeReason.has(tagKey(name, t.tag))).map((t) => t.digest);
-      const { kept, orphaned } = orphanedManifests(cache, repo, all, remaining, untagged);
+      const { kept, orphaned } = orphanedManifests(cache, repo, all, remaining, untagged, pending.get(name));
       const gone = new Set(orphaned);
       let changed = false;
       for (const t of record.tags) {
@@ -178,7 +189,9 @@ export async function buildPlan(input: BuildPlanInput): Promise<Plan> {
           ? `tag${via.length > 1 ? 's' : ''} ${via.join(', ')} removed`
           : taggedBefore.has(d)
             ? 'only reachable from removed tags'
-            : 'untagged (--untagged)';
+            : pending.get(name)?.has(d) === true
+              ? 'orphaned by an interrupted run'
+              : 'untagged (--untagged)';
       manifests.push({ repository: name, digest: d, reason });
     }
   }

@@ -41,6 +41,8 @@ export interface Layout {
   readonly stateDir: string;
   readonly lockFile: string;
   readonly trashDir: string;
+  /** Manifests a run set out to unlink; a run that dies leaves it for the next to finish. */
+  readonly journalFile: string;
   repository(repo: RepositoryName): string;
   tags(repo: RepositoryName): string;
   tag(repo: RepositoryName, tag: TagName): string;
@@ -85,6 +87,7 @@ export function layout(root: string): Layout {
     stateDir,
     lockFile: join(stateDir, 'lock'),
     trashDir: join(stateDir, 'trash'),
+    journalFile: join(stateDir, 'pending-manifests.json'),
     repository,
     tags,
     tag,
