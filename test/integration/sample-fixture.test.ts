@@ -143,12 +143,13 @@ describe(`bundled sample registry${WRITE ? ' (rewriting it first)' : ''}`, () =>
     expect(tagOf('team/app/api:latest').manifest.digest).toBe(tagOf('team/app/api:main-7').manifest.digest);
   });
 
-  test('applyAges sets each tag\'s current/link mtime to now minus its age', async () => {
-    const now = new Date('2026-06-01T12:00:00Z');
+  test('applyAges sets each tag\'s current/link mtime to now (whole seconds) minus its age', async () => {
+    // Milliseconds on purpose: a .587 mtime can read back as .586, so ages are whole seconds.
+    const now = new Date('2026-06-01T12:00:00.587Z');
     const applied = await applyAges(copy, AGES, now);
     expect(applied).toHaveLength(sample.tags.size);
     for (const a of applied) {
-      const want = now.getTime() - parseAge(tagOf(`${a.repository}:${a.tag}`).age);
+      const want = Date.parse('2026-06-01T12:00:00Z') - parseAge(tagOf(`${a.repository}:${a.tag}`).age);
       expect(a.pushedAt.getTime(), a.path).toBe(want);
       expect((await stat(a.path)).mtimeMs, a.path).toBe(want);
     }
