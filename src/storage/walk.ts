@@ -99,9 +99,11 @@ export async function walkRepositories(fs: StorageFs, lay: Layout, options: Walk
       } else {
         const repo = name as RepositoryName;
         if (options.includeRepository === undefined || options.includeRepository(repo)) {
-          const hasManifests = entries.some((e) => e.name === MANIFESTS && e.isDirectory());
-          if (hasManifests) children.push(readRepository(repo));
-          else found.push({ name: repo, tags: [], unreadableTags: 0 });
+          const manifests = entries.find((e) => e.name === MANIFESTS);
+          if (manifests?.isDirectory() === true) children.push(readRepository(repo));
+          // A symlinked _manifests (warned above) hides the tags: say they could not be
+          // read, so the plan treats the repository as not understood rather than untagged.
+          else found.push({ name: repo, tags: [], unreadableTags: manifests === undefined ? 0 : 1 });
         }
       }
     }
