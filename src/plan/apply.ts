@@ -100,6 +100,12 @@ function groupBy<T>(items: readonly T[], key: (item: T) => string): Map<string, 
   return out;
 }
 
+/** The registry rewrites current/link on every push, even of the same digest: a newer mtime means a new push. */
+function pushedSince(mtimeMs: number, plannedIso: string): boolean {
+  const planned = Date.parse(plannedIso);
+  return Number.isFinite(planned) && Math.floor(mtimeMs) > planned;
+}
+
 const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
 /**
@@ -150,12 +156,13 @@ export async function applyPlan(input: ApplyInput): Promise<ApplyReport> {
         return emitTag(t, 'failed', `${link.warning.path}: ${link.warning.message}; left in place`);
       }
       if (link.digest !== digest) return emitTag(t, 'changed', `now points to ${link.digest}; left in place`);
+      if (pushedSince(link.mtimeMs, t.pushedAt)) return emitTag(t, 'changed', 'pushed again since the plan; left in place');
       const trashed = await trash.take(dir);
       if (trashed === undefined) return emitTag(t, 'missing');
       if (trashed !== '') {
         // A push may have landed between the check and the rename.
         const again = await readLink(fs, posix.join(trashed, 'current', 'link'));
-        if (!again.ok || again.digest !== digest) {
+        if (!again.ok || again.digest !== digest || pushedSince(again.mtimeMs, t.pushedAt)) {
           await trash.restore(trashed, dir);
           return emitTag(t, 'changed', 'pushed again during removal; left in place');
         }
