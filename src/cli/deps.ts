@@ -1,3 +1,4 @@
+import type { ProcessRunner } from '../gc/process.js';
 import type { StorageFs } from '../storage/fs.js';
 
 export interface Output {
@@ -18,6 +19,8 @@ export interface CliDeps {
   readonly confirm: (question: string) => Promise<boolean>;
   readonly pid: number;
   readonly version: string;
+  /** Runs docker, kubectl, the registry binary, restart commands (argv arrays, never a shell); production: execa. */
+  readonly run: ProcessRunner;
 }
 
 /** Exit codes: the contract other tools and crontabs rely on. */

@@ -1,6 +1,7 @@
 import * as fsp from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline/promises';
+import { execaRunner } from '../gc/execa-runner.js';
 import { storageFs } from '../storage/fs.js';
 import { runCli } from './program.js';
 
@@ -44,5 +45,6 @@ const code = await runCli(process.argv.slice(2), {
   confirm,
   pid: process.pid,
   version: version(),
+  run: execaRunner(process.env),
 });
 process.exitCode = code;

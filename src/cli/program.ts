@@ -2,8 +2,10 @@ import { Command, CommanderError } from 'commander';
 import { RegpruneError } from '../model/errors.js';
 import { checkCommand } from './commands/check.js';
 import { duCommand } from './commands/du.js';
+import { gcCommand } from './commands/gc.js';
 import { listCommand } from './commands/list.js';
 import { pruneCommand } from './commands/prune.js';
+import { restoreCommand } from './commands/restore.js';
 import { EXIT, type CliDeps, type ExitCode } from './deps.js';
 
 const DESCRIPTION =
@@ -38,6 +40,8 @@ export function createProgram(deps: CliDeps, done: (code: ExitCode) => void): Co
   program.addCommand(pruneCommand(deps, done));
   program.addCommand(duCommand(deps, done));
   program.addCommand(checkCommand(deps, done));
+  program.addCommand(gcCommand(deps, done));
+  program.addCommand(restoreCommand(deps, done));
   return program;
 }
 

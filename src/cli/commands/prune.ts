@@ -11,8 +11,9 @@ import { EXIT, worse, type CliDeps, type ExitCode } from '../deps.js';
 import { addRootOption, addSelectorOptions, parseSelector, type SelectorOptionValues } from '../options.js';
 import { humanBytes, plural, pushedCell, table } from '../render.js';
 import { Reporter, json, openStorage } from '../session.js';
+import { RunSession, addGcOptions, gcJson, parseGcOptions, renderGc, type GcOptionValues } from './gc.js';
 
-interface PruneOptions extends SelectorOptionValues {
+interface PruneOptions extends SelectorOptionValues, GcOptionValues {
   root?: string;
   dryRun?: boolean;
   yes?: boolean;
@@ -30,7 +31,7 @@ export function pruneCommand(deps: CliDeps, done: (code: ExitCode) => void): Com
     .description('remove tags (and the manifests only they referenced) from the registry storage')
     .argument('[refs...]', 'exact tags to remove, as REPOSITORY:TAG (e.g. i1:T12 team/app:pr-17)')
     .usage('[REPO:TAG...] [selectors] [--dry-run | --yes]');
-  addRootOption(addSelectorOptions(cmd))
+  addGcOptions(addRootOption(addSelectorOptions(cmd)))
     .option('--untagged', 'also remove manifests that were already untagged in the selected repositories (keeps multi-platform images whole)')
     .option('-n, --dry-run', 'show what would be removed and how many bytes garbage-collect would free; change nothing')
     .option('-y, --yes', 'remove without asking (needed when not on a terminal)')
@@ -46,50 +47,62 @@ export function pruneCommand(deps: CliDeps, done: (code: ExitCode) => void): Com
     if (!dryRun && opts.yes !== true && !deps.stdinIsTTY) {
       throw new UsageError('refusing to remove without confirmation: stdin is not a terminal; pass --yes to remove, or --dry-run to preview');
     }
+    const runSettings = parseGcOptions(opts, deps);
     const lay = await openStorage(opts, deps);
     const reporter = new Reporter(deps, opts.quiet === true);
     const now = deps.now();
-    const cache = new ManifestCache(deps.fs, lay, limiter(64));
-    const plan = await buildPlan({
-      fs: deps.fs,
-      layout: lay,
-      now,
-      cache,
-      decide: (repos, dependent) => selectTags(repos, selector, now, dependent),
-      ...(opts.untagged === true ? { untaggedIn: untaggedScope(selector) } : {}),
-      onWarning: reporter.warn,
-      onProgress: (p) => reporter.progress(`planning: ${p.done} ${p.phase} read`),
-    });
-    reporter.clearProgress();
-    let code: ExitCode = plan.missing.length > 0 ? EXIT.failure : EXIT.ok;
-    if (reporter.warnings > 0) code = worse(code, EXIT.warnings);
-    for (const t of plan.kept) {
-      if (refs.length > 0 && selector.refs.some((r) => r.repository === t.repository && r.tag === t.tag)) {
-        reporter.note(`note: ${t.repository}:${t.tag} was named but is ${t.reason}`);
+    const session = new RunSession(deps, runSettings, reporter, opts.quiet === true, opts.verbose === true);
+    try {
+      // Real runs take the storage lock (dry runs only read); with --gc, check now that it can run there.
+      await session.begin(lay, !dryRun, `${now.getTime()}-${deps.pid}`);
+      const cache = new ManifestCache(deps.fs, lay, limiter(64));
+      const plan = await buildPlan({
+        fs: deps.fs,
+        layout: lay,
+        now,
+        cache,
+        decide: (repos, dependent) => selectTags(repos, selector, now, dependent),
+        ...(opts.untagged === true ? { untaggedIn: untaggedScope(selector) } : {}),
+        onWarning: reporter.warn,
+        onProgress: (p) => reporter.progress(`planning: ${p.done} ${p.phase} read`),
+      });
+      reporter.clearProgress();
+      let code: ExitCode = plan.missing.length > 0 ? EXIT.failure : EXIT.ok;
+      if (reporter.warnings > 0) code = worse(code, EXIT.warnings);
+      for (const t of plan.kept) {
+        if (refs.length > 0 && selector.refs.some((r) => r.repository === t.repository && r.tag === t.tag)) {
+          reporter.note(`note: ${t.repository}:${t.tag} was named but is ${t.reason}`);
+        }
       }
-    }
 
-    if (dryRun || (plan.tags.length === 0 && plan.manifests.length === 0)) {
-      if (opts.json === true) json(deps, planJson(plan, dryRun, opts.verbose === true));
-      else renderPlan(deps, plan, now, opts.verbose === true, dryRun);
-      done(code);
-      return;
-    }
-    if (opts.yes !== true) {
-      const repoCount = new Set(plan.tags.map((t) => t.repository)).size;
-      const ok = await deps.confirm(`Remove ${plural(plan.tags.length, 'tag')} from ${plural(repoCount, 'repository', 'repositories')}? [y/N] `);
-      if (!ok) {
-        reporter.note('nothing removed');
-        done(EXIT.usage);
+      if (dryRun || (plan.tags.length === 0 && plan.manifests.length === 0)) {
+        const gc = dryRun ? undefined : await session.collect();
+        if (opts.json === true) json(deps, { ...planJson(plan, dryRun, opts.verbose === true), ...(gc === undefined ? {} : { gc: gcJson(gc) }) });
+        else renderPlan(deps, plan, now, opts.verbose === true, dryRun);
+        if (gc !== undefined) code = worse(code, renderGc(deps, session, gc, opts.json === true));
+        done(code);
         return;
       }
+      if (opts.yes !== true) {
+        const repoCount = new Set(plan.tags.map((t) => t.repository)).size;
+        const ok = await deps.confirm(`Remove ${plural(plan.tags.length, 'tag')} from ${plural(repoCount, 'repository', 'repositories')}? [y/N] `);
+        if (!ok) {
+          reporter.note('nothing removed');
+          done(EXIT.usage);
+          return;
+        }
+      }
+      const report = await applyPlan({ fs: deps.fs, layout: lay, plan, cache, runId: `${now.getTime()}-${deps.pid}`, onOutcome: session.record });
+      const gc = await session.collect();
+      const failed = [...report.tags, ...report.manifests].some((o) => o.result === 'failed');
+      if (failed) code = worse(code, EXIT.failure);
+      if (opts.json === true) json(deps, { ...planJson(plan, false, opts.verbose === true), ...outcomesJson(report), ...(gc === undefined ? {} : { gc: gcJson(gc) }) });
+      else renderOutcome(deps, plan, report, gc !== undefined);
+      if (gc !== undefined) code = worse(code, renderGc(deps, session, gc, opts.json === true));
+      done(code);
+    } finally {
+      await session.close();
     }
-    const report = await applyPlan({ fs: deps.fs, layout: lay, plan, cache, runId: `${now.getTime()}-${deps.pid}` });
-    const failed = [...report.tags, ...report.manifests].some((o) => o.result === 'failed');
-    if (failed) code = worse(code, EXIT.failure);
-    if (opts.json === true) json(deps, { ...planJson(plan, false, opts.verbose === true), ...outcomesJson(report) });
-    else renderOutcome(deps, plan, report);
-    done(code);
   });
 }
 
@@ -175,7 +188,7 @@ function renderPlan(deps: CliDeps, plan: Plan, now: Date, verbose: boolean, dryR
   if (dryRun) out.write('Dry run: nothing was changed. Run again without --dry-run to remove.\n');
 }
 
-function renderOutcome(deps: CliDeps, plan: Plan, report: ApplyReport): void {
+function renderOutcome(deps: CliDeps, plan: Plan, report: ApplyReport, gcRan = false): void {
   const out = deps.stdout;
   const tags = countResults(report.tags);
   const manifests = countResults(report.manifests);
@@ -190,6 +203,8 @@ function renderOutcome(deps: CliDeps, plan: Plan, report: ApplyReport): void {
       (tags.changed + manifests.changed > 0 ? `; ${tags.changed + manifests.changed} changed meanwhile and left in place` : '') +
       (tags.missing + manifests.missing > 0 ? `; ${tags.missing + manifests.missing} already gone` : '') +
       (tags.failed + manifests.failed > 0 ? `; ${tags.failed + manifests.failed} FAILED` : '') +
-      `.\nRun garbage-collect (without -m) to free about ${humanBytes(plan.reclaimableBytes)}, then restart the registry (its blob cache is stale).\n`,
+      (gcRan
+        ? `.\n`
+        : `.\nRun garbage-collect (without -m) to free about ${humanBytes(plan.reclaimableBytes)}, then restart the registry (its blob cache is stale).\n`),
   );
 }

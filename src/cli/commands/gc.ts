@@ -1,0 +1,340 @@
+import { isAbsolute, resolve } from 'node:path';
+import { Command } from 'commander';
+import { collectGarbage, prepareGc, type GcReport, type GcSettings, type PreparedGc } from '../../gc/collect.js';
+import { isMarkingLine } from '../../gc/output.js';
+import { formatArgv } from '../../gc/process.js';
+import { parseGcMode, splitCommand } from '../../gc/target.js';
+import { UsageError } from '../../model/errors.js';
+import type { ManifestOutcome, TagOutcome } from '../../plan/plan.js';
+import { AuditLog } from '../../storage/audit.js';
+import { acquireLock, type HeldLock } from '../../storage/lock.js';
+import type { Layout } from '../../storage/paths.js';
+import { EXIT, worse, type CliDeps, type ExitCode } from '../deps.js';
+import { addRootOption } from '../options.js';
+import { humanBytes, plural } from '../render.js';
+import { Reporter, json, openStorage } from '../session.js';
+
+/** The flags `prune` and `gc` share. */
+export interface GcOptionValues {
+  gc?: string;
+  gcConfig?: string;
+  gcDryRun?: boolean;
+  kubeContext?: string;
+  registryBin?: string;
+  restart?: boolean;
+  restartCmd?: string;
+  log?: string;
+  quiet?: boolean;
+  verbose?: boolean;
+}
+
+export function addGcOptions(cmd: Command, withModeFlag = true): Command {
+  if (withModeFlag) {
+    cmd.option('--gc <mode>', 'then run garbage-collect (never -m) where the registry lives: none (default), local, docker:CONTAINER, kubectl:[NS/]POD, kubectl:[NS/]deployment/NAME');
+  }
+  return cmd
+    .option('--gc-config <path>', 'registry config path where garbage-collect runs (default: whichever of /etc/docker/registry/config.yml, /etc/distribution/config.yml exists there)')
+    .option('--gc-dry-run', 'run garbage-collect with --dry-run: report what it would delete, delete nothing')
+    .option('--kube-context <name>', 'kubectl context for --gc kubectl:... (passed as --context)')
+    .option('--registry-bin <path>', 'registry binary for --gc local (default: registry or docker-registry on PATH)')
+    .option('--restart', 'restart the registry after garbage-collect deleted blobs (its in-memory blob cache is stale): docker restart / kubectl rollout restart / --restart-cmd')
+    .option('--restart-cmd <command>', 'how to restart the registry (run without a shell; implies --restart), e.g. "systemctl restart docker-registry"')
+    .option('--log <file>', 'append one JSON line per removed tag and manifest, and one for the garbage-collect result (regprune restore reads it)');
+}
+
+export interface RunSettings {
+  readonly gc: GcSettings | undefined;
+  readonly logPath: string | undefined;
+}
+
+/** Parses the shared flags; usage errors come out here, before anything is touched. */
+export function parseGcOptions(opts: GcOptionValues, deps: CliDeps, modeText = opts.gc): RunSettings {
+  const target = parseGcMode(modeText ?? 'none', {
+    kubeContext: opts.kubeContext,
+    registryBin: opts.registryBin,
+  });
+  const restartCmd = opts.restartCmd === undefined ? undefined : splitCommand(opts.restartCmd);
+  const restart = opts.restart === true || restartCmd !== undefined;
+  if (target === undefined) {
+    const stray = (['gcConfig', 'gcDryRun', 'restart', 'restartCmd'] as const).find((k) => opts[k] !== undefined);
+    if (stray !== undefined) {
+      const flag = `--${stray.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+      throw new UsageError(`${flag} needs --gc MODE (where garbage-collect runs)`);
+    }
+  }
+  if (opts.gcConfig !== undefined && (opts.gcConfig.trim() === '' || opts.gcConfig.startsWith('-') || !opts.gcConfig.startsWith('/'))) {
+    throw new UsageError(`--gc-config ${JSON.stringify(opts.gcConfig)}: expected an absolute path (as seen where garbage-collect runs)`);
+  }
+  let logPath: string | undefined;
+  if (opts.log !== undefined) {
+    if (opts.log.trim() === '') throw new UsageError('--log: empty path');
+    logPath = isAbsolute(opts.log) ? resolve(opts.log) : resolve(deps.cwd, opts.log);
+  }
+  return {
+    gc:
+      target === undefined
+        ? undefined
+        : { target, config: opts.gcConfig, dryRun: opts.gcDryRun === true, restart, restartCmd },
+    logPath,
+  };
+}
+
+export const PUSH_REMINDER =
+  "reminder: garbage-collect is not safe while images are pushed: run it in a maintenance window or with the registry read-only (REGISTRY_STORAGE_MAINTENANCE_READONLY='{\"enabled\":true}'); see docs/operations.md";
+
+/**
+ * What one run holds: the lock (real runs only), the audit log, and the
+ * prepared garbage-collect. `close()` releases everything, also after errors.
+ */
+export class RunSession {
+  private lock: HeldLock | undefined;
+  private log: AuditLog | undefined;
+  private prepared: PreparedGc | undefined;
+  private lay: Layout | undefined;
+  constructor(
+    private readonly deps: CliDeps,
+    readonly settings: RunSettings,
+    private readonly reporter: Reporter,
+    private readonly quiet: boolean,
+    private readonly verbose = false,
+  ) {}
+
+  /**
+   * `write` runs take the lock and open the log; every run with --gc checks
+   * that garbage-collect can run there (program, container or pod, config).
+   * Dry runs take no lock: they only read (and run `test -f` where GC would run).
+   */
+  async begin(lay: Layout, write: boolean, runId: string): Promise<void> {
+    this.lay = lay;
+    if (write) {
+      this.lock = await acquireLock(this.deps.fs, lay, {
+        pid: this.deps.pid,
+        hostname: this.deps.run.hostname,
+        now: this.deps.now(),
+        isAlive: (pid) => this.deps.run.isAlive(pid),
+      });
+      const old = this.lock.tookOver;
+      if (old !== undefined) this.reporter.note(`note: took over a stale lock on ${lay.root} (pid ${old.pid}, started ${old.startedAt}: that process is gone)`);
+      if (this.settings.logPath !== undefined) {
+        this.log = new AuditLog(this.deps.fs, this.settings.logPath, { root: lay.root, run: runId }, this.deps.now);
+        await this.log.open();
+      }
+    }
+    const gc = this.settings.gc;
+    if (gc !== undefined) {
+      try {
+        this.prepared = await prepareGc(this.deps.run, gc);
+      } catch (err) {
+        this.log?.write(gcFailureRecord(gc, err));
+        throw err;
+      }
+      if (!this.quiet && this.prepared.configSource === 'found') {
+        this.reporter.note(`garbage-collect config: ${this.prepared.config} (found in ${this.prepared.runner.where})`);
+      }
+    }
+  }
+
+  get gcWhere(): string | undefined {
+    return this.prepared?.runner.where;
+  }
+
+  /** For applyPlan's onOutcome: every removed tag and manifest goes to the audit log. */
+  record = (o: TagOutcome | ManifestOutcome): void => {
+    if (this.log === undefined || o.result !== 'removed') return;
+    if ('tag' in o) {
+      this.log.write({ action: 'remove-tag', repository: o.repository, tag: o.tag, digest: o.digest, pushedAt: o.pushedAt, reason: o.reason });
+    } else {
+      this.log.write({ action: 'remove-manifest', repository: o.repository, tag: null, digest: o.digest, pushedAt: null, reason: o.reason });
+    }
+  };
+
+  /** Runs garbage-collect when --gc was given (undefined otherwise), streaming its output to stderr. */
+  async collect(): Promise<GcReport | undefined> {
+    const prepared = this.prepared;
+    const lay = this.lay;
+    if (prepared === undefined || lay === undefined) return undefined;
+    if (!this.quiet) this.reporter.note(PUSH_REMINDER);
+    const tty = this.deps.stderr.isTTY === true;
+    let lines = 0;
+    const report = await collectGarbage({
+      fs: this.deps.fs,
+      layout: lay,
+      proc: this.deps.run,
+      gc: prepared,
+      events: {
+        onWarning: this.reporter.warn,
+        onStep: (text) => this.reporter.progress(`garbage-collect: ${text}`),
+        onLine: (line, stream) => {
+          lines++;
+          const alarming = stream === 'stderr' && /level=(?:error|fatal|panic)|^panic:|^Error/i.test(line);
+          if (alarming) this.reporter.note(`garbage-collect: ${line}`);
+          else if (tty) this.reporter.progress(`garbage-collect: ${lines} lines of output`);
+          else if (!this.quiet && (this.verbose || !isMarkingLine(line))) this.reporter.note(`garbage-collect: ${line}`);
+        },
+      },
+    });
+    this.reporter.clearProgress();
+    this.log?.write({
+      action: 'gc',
+      mode: report.mode,
+      command: report.command,
+      exitCode: report.exitCode,
+      marked: report.marked,
+      blobsEligible: report.blobsEligible,
+      manifestsEligible: report.manifestsEligible,
+      freedBytes: report.freedBytes,
+      layerLinksRemoved: report.layerLinksRemoved,
+      configUsed: report.configUsed,
+      dryRun: report.dryRun,
+      restart: report.restart?.result ?? null,
+      ok: report.ok,
+      error: report.failure?.message ?? null,
+    });
+    return report;
+  }
+
+  /** How to restart this registry, for the stale-cache warning. */
+  restartAdvice(): string {
+    const p = this.prepared;
+    if (p === undefined) return 'restart the registry';
+    const own = p.runner.restart();
+    if (Array.isArray(own)) return `restart the registry now (${(own as readonly (readonly string[])[]).map((a) => formatArgv(a)).join(' && ')}), or run with --restart`;
+    return p.runner.mode === 'local'
+      ? 'restart the registry now (e.g. systemctl restart docker-registry), or run with --restart-cmd "..."'
+      : `restart the registry in ${p.runner.where} now (its deployment or controller), or run with --restart-cmd "..."`;
+  }
+
+  async close(): Promise<void> {
+    let err: unknown;
+    try {
+      await this.log?.flush();
+    } catch (e) {
+      err = e;
+    }
+    await this.lock?.release();
+    if (err !== undefined) throw err;
+  }
+}
+
+function gcFailureRecord(gc: GcSettings, err: unknown) {
+  return {
+    action: 'gc' as const,
+    mode: formatMode(gc),
+    command: [],
+    exitCode: null,
+    marked: 0,
+    blobsEligible: 0,
+    manifestsEligible: 0,
+    freedBytes: 0,
+    layerLinksRemoved: 0,
+    configUsed: gc.config ?? null,
+    dryRun: gc.dryRun,
+    restart: null,
+    ok: false,
+    error: err instanceof Error ? err.message : String(err),
+  };
+}
+
+function formatMode(gc: GcSettings): string {
+  const t = gc.target;
+  if (t.kind === 'docker') return `docker:${t.container}`;
+  if (t.kind === 'local') return 'local';
+  const ns = t.namespace === undefined ? '' : `${t.namespace}/`;
+  return `kubectl:${ns}${t.resource.kind === 'deployment' ? 'deployment/' : ''}${t.resource.name}`;
+}
+
+/** The `gc` object of the JSON output. */
+export function gcJson(r: GcReport) {
+  return {
+    mode: r.mode,
+    command: r.command,
+    exitCode: r.exitCode,
+    marked: r.marked,
+    blobsEligible: r.blobsEligible,
+    manifestsEligible: r.manifestsEligible,
+    freedBytes: r.freedBytes,
+    blobsDeleted: r.blobsDeleted,
+    layerLinksRemoved: r.layerLinksRemoved,
+    configUsed: r.configUsed,
+    configSource: r.configSource,
+    dryRun: r.dryRun,
+    restart: r.restart,
+    staleCache: r.staleCache,
+    ok: r.ok,
+    error: r.failure?.message ?? null,
+  };
+}
+
+/** The summary for people (stdout), failures and the stale-cache warning (stderr); returns the exit code it implies. */
+export function renderGc(deps: CliDeps, session: RunSession, r: GcReport, asJson: boolean): ExitCode {
+  if (!asJson) {
+    const out = deps.stdout;
+    out.write(
+      `garbage-collect${r.dryRun ? ' --dry-run' : ''} in ${session.gcWhere ?? r.mode} with ${r.configUsed}${r.configSource === 'found' ? ' (found there)' : ''}: ` +
+        (r.exitCode === 0
+          ? `${plural(r.marked, 'blob')} marked, ${plural(r.blobsEligible, 'blob')} and ${plural(r.manifestsEligible, 'manifest')} eligible for deletion.\n`
+          : 'failed.\n'),
+    );
+    if (!r.dryRun && r.exitCode === 0) {
+      out.write(`Freed ${humanBytes(r.freedBytes)} (${plural(r.blobsDeleted, 'blob')}); removed ${plural(r.layerLinksRemoved, 'dangling layer link')}.\n`);
+    }
+    if (r.restart?.result === 'restarted') out.write(`Restarted the registry: ${r.restart.commands.map((c) => formatArgv(c)).join(' && ')}\n`);
+    if (r.restart?.result === 'skipped' && r.exitCode === 0) out.write(`Restart skipped: ${r.restart.detail ?? ''}\n`);
+  }
+  if (r.failure !== undefined) {
+    deps.stderr.write(`regprune: ${r.failure.step} failed: ${r.failure.message}\n`);
+    if (r.failure.step === 'garbage-collect') deps.stderr.write('hint: nothing more was done after it; fix the cause and run `regprune gc` with the same --gc options\n');
+  }
+  if (r.staleCache) {
+    deps.stderr.write(
+      `warning: garbage-collect deleted ${plural(Math.max(r.blobsDeleted, r.blobsEligible), 'blob')} and the registry was not restarted. ` +
+        'Its in-memory blob descriptor cache still answers HEAD 200 for them, so the next push of a layer it had skips the upload ' +
+        '("Layer already exists"), the manifest is accepted, and the image cannot be pulled (blob unknown).\n' +
+        `fix: ${session.restartAdvice()}. With a redis cache, delete the blobs::<digest> keys or flush it.\n`,
+    );
+  }
+  return r.ok ? EXIT.ok : EXIT.failure;
+}
+
+interface GcCommandOptions extends GcOptionValues {
+  root?: string;
+  dryRun?: boolean;
+  json?: boolean;
+}
+
+export function gcCommand(deps: CliDeps, done: (code: ExitCode) => void): Command {
+  const cmd = new Command('gc')
+    .description('run garbage-collect (never -m) where the registry lives, report the bytes freed, remove dangling layer links, restart the registry')
+    .argument('[mode]', 'where: local, docker:CONTAINER, kubectl:[NS/]POD, kubectl:[NS/]deployment/NAME (or --gc MODE)')
+    .usage('MODE [--gc-config PATH] [--restart] [--root DIR]');
+  cmd.option('--gc <mode>', 'where garbage-collect runs (same as the MODE argument)');
+  addRootOption(addGcOptions(cmd, false))
+    .option('-n, --dry-run', 'same as --gc-dry-run')
+    .option('--json', 'print one JSON object on stdout')
+    .option('-v, --verbose', 'also pass on the per-item marking lines of garbage-collect (when stderr is not a terminal)')
+    .option('-q, --quiet', 'no progress or reminders on stderr');
+  return cmd.action(async (mode: string | undefined, opts: GcCommandOptions) => {
+    if (mode !== undefined && opts.gc !== undefined && mode !== opts.gc) throw new UsageError(`two modes given: ${mode} and --gc ${opts.gc}`);
+    const modeText = mode ?? opts.gc;
+    if (modeText === undefined || modeText.trim() === 'none') {
+      throw new UsageError('gc needs a mode: where does the registry run?', { hint: 'e.g. regprune gc docker:registry --root /srv/registry --restart' });
+    }
+    const settings = parseGcOptions({ ...opts, gcDryRun: opts.gcDryRun === true || opts.dryRun === true ? true : undefined }, deps, modeText);
+    const lay = await openStorage(opts, deps);
+    const reporter = new Reporter(deps, opts.quiet === true);
+    const session = new RunSession(deps, settings, reporter, opts.quiet === true, opts.verbose === true);
+    const now = deps.now();
+    try {
+      await session.begin(lay, settings.gc?.dryRun !== true, `${now.getTime()}-${deps.pid}`);
+      const report = await session.collect();
+      if (report === undefined) throw new UsageError('gc needs a mode');
+      if (opts.json === true) json(deps, { version: 1, root: lay.root, gc: gcJson(report) });
+      let code = renderGc(deps, session, report, opts.json === true);
+      if (reporter.warnings > 0) code = worse(code, EXIT.warnings);
+      await session.close();
+      done(code);
+    } finally {
+      await session.close();
+    }
+  });
+}
