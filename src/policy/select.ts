@@ -96,7 +96,7 @@ export function selectTags(
 
   const repoNames = [...repositories.keys()].sort();
   for (const repository of repoNames) {
-    const tags = repositories.get(repository) ?? [];
+    const tags = [...(repositories.get(repository) ?? [])].sort((a, b) => (a.tag < b.tag ? -1 : a.tag > b.tag ? 1 : 0));
     const scoped = filters && inRepositoryScope(selector, repository);
     const namedHere = tags.some((t) => named.has(formatTagRef(t)));
     if (!scoped && !namedHere) continue;
