@@ -94,7 +94,8 @@ export function parseManifest(bytes: Uint8Array): ParsedManifest {
         return { ok: true, refs: schema1(mediaType, doc) };
       case undefined:
         // schema1 and OCI documents may omit mediaType.
-        if (doc.schemaVersion === 1) return { ok: true, refs: schema1(MEDIA.schema1, doc) };
+        // Signed schema1 (what 2.8 stores) carries no mediaType either; its JWS signatures tell it apart.
+        if (doc.schemaVersion === 1) return { ok: true, refs: schema1(Array.isArray(doc.signatures) ? MEDIA.schema1Signed : MEDIA.schema1, doc) };
         if (doc.schemaVersion === 2 && Array.isArray(doc.manifests)) return { ok: true, refs: index(MEDIA.ociIndex, doc) };
         if (doc.schemaVersion === 2 && isObject(doc.config)) return { ok: true, refs: image(MEDIA.ociManifest, doc) };
         return { ok: false, problem: 'manifest has no mediaType and is neither an OCI image manifest nor an index' };
