@@ -4,6 +4,7 @@ import { checkCommand } from './commands/check.js';
 import { duCommand } from './commands/du.js';
 import { gcCommand } from './commands/gc.js';
 import { listCommand } from './commands/list.js';
+import { policyCommand } from './commands/policy.js';
 import { pruneCommand } from './commands/prune.js';
 import { restoreCommand } from './commands/restore.js';
 import { EXIT, type CliDeps, type ExitCode } from './deps.js';
@@ -18,6 +19,8 @@ Examples:
   regprune prune i1:T12 i2:T22 i5:T52 --dry-run
   regprune prune --older-than 30d --keep-last 5 --keep 'latest' --keep '/^v\\d+\\.\\d+\\.\\d+$/' --dry-run
   regprune prune --older-than 30d --keep-last 5 --yes --json > prune.json
+  regprune policy check /etc/regprune/policy.yaml
+  regprune prune --policy /etc/regprune/policy.yaml --dry-run --explain
 
 Exit codes: 0 done, 1 failure or partial (missing named tag, failed removal),
 2 usage error or refusal (nothing touched), 3 done with warnings (something in
@@ -38,6 +41,7 @@ export function createProgram(deps: CliDeps, done: (code: ExitCode) => void): Co
     .addHelpText('after', EXAMPLES);
   program.addCommand(listCommand(deps, done));
   program.addCommand(pruneCommand(deps, done));
+  program.addCommand(policyCommand(deps, done));
   program.addCommand(duCommand(deps, done));
   program.addCommand(checkCommand(deps, done));
   program.addCommand(gcCommand(deps, done));

@@ -194,7 +194,7 @@ export function decideByPolicy(policy: Policy, overrides: PolicyOverrides, now: 
         newestCli: newestTags(counted, overrides.keepLast),
         semver: rule?.keepSemver === undefined ? new Map() : semverKept(counted, rule.keepSemver.perMinor),
       };
-      for (const t of tags) {
+      for (const t of [...tags].sort((a, b) => (a.tag < b.tag ? -1 : a.tag > b.tag ? 1 : 0))) {
         const key = formatTagRef(t);
         const isNamed = named.has(key);
         if (isNamed) found.add(key);

@@ -11,9 +11,10 @@ import { EXIT, worse, type CliDeps, type ExitCode } from '../deps.js';
 import { addRootOption, addSelectorOptions, parseSelector, type SelectorOptionValues } from '../options.js';
 import { humanBytes, plural, pushedCell, table } from '../render.js';
 import { Reporter, json, openStorage } from '../session.js';
+import { addPolicyOptions, loadPolicyForPrune, preparePolicy, renderExplain, type PolicyOptionValues } from '../policy.js';
 import { RunSession, addGcOptions, gcJson, parseGcOptions, renderGc, type GcOptionValues } from './gc.js';
 
-interface PruneOptions extends SelectorOptionValues, GcOptionValues {
+interface PruneOptions extends SelectorOptionValues, PolicyOptionValues, GcOptionValues {
   root?: string;
   dryRun?: boolean;
   yes?: boolean;
@@ -38,9 +39,11 @@ export function pruneCommand(deps: CliDeps, done: (code: ExitCode) => void): Com
     .option('--json', 'print one JSON object on stdout (the plan, and outcomes when applied)')
     .option('-v, --verbose', 'also list the kept tags and why')
     .option('-q, --quiet', 'no progress or reminders on stderr');
+  addPolicyOptions(cmd);
   return cmd.action(async (refs: string[], opts: PruneOptions) => {
     const selector = parseSelector(refs, opts);
-    if (isEmptySelection(selector) && opts.untagged !== true) {
+    const loaded = await loadPolicyForPrune(opts, deps);
+    if (loaded === undefined && isEmptySelection(selector) && opts.untagged !== true) {
       throw new UsageError(NOTHING_SELECTED, { hint: 'e.g. regprune prune --older-than 30d --keep-last 5 --dry-run' });
     }
     const dryRun = opts.dryRun === true;
@@ -51,6 +54,7 @@ export function pruneCommand(deps: CliDeps, done: (code: ExitCode) => void): Com
     const lay = await openStorage(opts, deps);
     const reporter = new Reporter(deps, opts.quiet === true);
     const now = deps.now();
+    const policy = loaded === undefined ? undefined : preparePolicy(loaded, selector, now);
     const session = new RunSession(deps, runSettings, reporter, opts.quiet === true, opts.verbose === true);
     try {
       // Real runs take the storage lock (dry runs only read); with --gc, check now that it can run there.
@@ -61,8 +65,8 @@ export function pruneCommand(deps: CliDeps, done: (code: ExitCode) => void): Com
         layout: lay,
         now,
         cache,
-        decide: (repos, dependent) => selectTags(repos, selector, now, dependent),
-        ...(opts.untagged === true ? { untaggedIn: untaggedScope(selector) } : {}),
+        decide: policy?.decide ?? ((repos, dependent) => selectTags(repos, selector, now, dependent)),
+        ...(policy !== undefined ? policy.untagged : opts.untagged === true ? { untaggedIn: untaggedScope(selector) } : {}),
         onWarning: reporter.warn,
         onProgress: (p) => reporter.progress(`planning: ${p.done} ${p.phase} read`),
       });
@@ -78,11 +82,13 @@ export function pruneCommand(deps: CliDeps, done: (code: ExitCode) => void): Com
       if (dryRun || (plan.tags.length === 0 && plan.manifests.length === 0)) {
         const gc = dryRun ? undefined : await session.collect();
         if (opts.json === true) json(deps, { ...planJson(plan, dryRun, opts.verbose === true), ...(gc === undefined ? {} : { gc: gcJson(gc) }) });
+        else if (policy !== undefined && opts.explain === true) renderExplain(deps, policy, plan, now, { summary: true, dryRun });
         else renderPlan(deps, plan, now, opts.verbose === true, dryRun);
         if (gc !== undefined) code = worse(code, renderGc(deps, session, gc, opts.json === true));
         done(code);
         return;
       }
+      if (policy !== undefined && opts.explain === true && opts.json !== true) renderExplain(deps, policy, plan, now, { summary: false, dryRun: false });
       if (opts.yes !== true) {
         const repoCount = new Set(plan.tags.map((t) => t.repository)).size;
         const ok = await deps.confirm(`Remove ${plural(plan.tags.length, 'tag')} from ${plural(repoCount, 'repository', 'repositories')}? [y/N] `);
