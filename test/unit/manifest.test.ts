@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest';
+import type { Digest } from '../../src/model/names.js';
 import { MEDIA, parseManifest, signatureSubject, type ParsedManifest } from '../../src/graph/manifest.js';
 import { buildImage, buildIndex, buildSignature, descriptorOf, signatureTag } from '../helpers/images.js';
 
-const d = (c: string) => `sha256:${c.repeat(64)}`;
+const d = (c: string) => `sha256:${c.repeat(64)}` as Digest;
 const A = d('a');
 const B = d('b');
 const C = d('c');
