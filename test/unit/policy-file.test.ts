@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, test } from 'vitest';
 import { formatProblem, globCovers, keepsEverything, parsePolicy, type Policy, type PolicyProblem } from '../../src/policy/file.js';
 import { parseRepoGlob, parseTagPattern } from '../../src/model/pattern.js';
@@ -81,6 +82,13 @@ describe('parsePolicy: valid files', () => {
     expect(r?.keepLast).toBe(0);
     expect(r?.keepLatest).toBe(false);
     expect(r?.keepSemver).toEqual({ perMinor: 2 });
+  });
+
+  test('docs/policy.example.yaml is valid, without warnings', () => {
+    const text = readFileSync(new URL('../../docs/policy.example.yaml', import.meta.url), 'utf8');
+    const { policy, warnings } = ok(text);
+    expect(warnings).toEqual([]);
+    expect(policy.rules.map((r) => r.repositories.map((g) => g.text).join(','))).toEqual(['releases/**', 'team/*', 'nightly/**', '**']);
   });
 
   test('durations and dates stay strings (YAML 1.2 core schema): 7d, 2026-09-01', () => {
