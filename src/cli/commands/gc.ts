@@ -289,7 +289,7 @@ export function renderGc(deps: CliDeps, session: RunSession, r: GcReport, asJson
     deps.stderr.write(
       `warning: garbage-collect deleted ${plural(Math.max(r.blobsDeleted, r.blobsEligible), 'blob')} and the registry was not restarted. ` +
         'Its in-memory blob descriptor cache still answers HEAD 200 for them, so the next push of a layer it had skips the upload ' +
-        '("Layer already exists"), the manifest is accepted, and the image cannot be pulled (blob unknown).\n' +
+        '("Layer already exists"), the manifest is accepted, and pulls of that image fail (the layer is gone: blob unknown or a cut-off download).\n' +
         `fix: ${session.restartAdvice()}. With a redis cache, delete the blobs::<digest> keys or flush it.\n`,
     );
   }
