@@ -1,0 +1,225 @@
+import { posix } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { parseDuration } from '../../src/model/duration.js';
+import type { RepositoryName, TagName } from '../../src/model/names.js';
+import { parseTagRef } from '../../src/model/names.js';
+import { parseTagPattern } from '../../src/model/pattern.js';
+import { applyPlan } from '../../src/plan/apply.js';
+import { buildPlan } from '../../src/plan/build.js';
+import type { ManifestOutcome, Plan, TagOutcome } from '../../src/plan/plan.js';
+import { selectTags } from '../../src/policy/select.js';
+import type { Selector } from '../../src/policy/selector.js';
+import type { StorageFs } from '../../src/storage/fs.js';
+import { buildSignature, signatureTag, type BuiltImage } from '../helpers/images.js';
+import { MemRegistry, daysAgo } from '../helpers/memtree.js';
+
+const NOW = new Date('2026-11-23T12:00:00Z');
+const R = (name: string) => name as RepositoryName;
+const T = (name: string) => name as TagName;
+
+function selector(refs: string[], extra: Partial<Selector> = {}): Selector {
+  return { refs: refs.map(parseTagRef), repos: [], excludeRepos: [], tags: [], keep: [], keepLatest: true, ...extra };
+}
+
+function plan(reg: MemRegistry, sel: Selector): Promise<Plan> {
+  return buildPlan({ fs: reg.fs, layout: reg.lay, now: NOW, decide: (repos, dep) => selectTags(repos, sel, NOW, dep) });
+}
+
+/** Regular files under the root (memfs lists empty directories as null). */
+function files(reg: MemRegistry): string[] {
+  return Object.entries(reg.vol.toJSON(reg.root))
+    .filter(([, content]) => content !== null)
+    .map(([path]) => path)
+    .sort();
+}
+
+const under = (path: string, dir: string) => path === dir || path.startsWith(`${dir}/`);
+
+/**
+ * app: v1 (old), v2 (old, signed), v3 (new), latest -> v3, a multi-platform
+ * `multi` (old); solo: one old tag (every tag of the repository goes).
+ */
+function tree() {
+  const reg = new MemRegistry();
+  const [v1, v2, v3] = [1, 2, 3].map((n) => reg.putImage('app', { seed: `v${n}`, layers: ['base', `v${n}`] })) as [BuiltImage, BuiltImage, BuiltImage];
+  const sig2 = reg.putImage('app', buildSignature(v2.manifest));
+  const multi = reg.putIndex('app', {
+    children: [
+      { seed: 'm-amd', platform: { os: 'linux', architecture: 'amd64' } },
+      { seed: 'm-arm', platform: { os: 'linux', architecture: 'arm64' } },
+    ],
+  });
+  reg.tag('app', 'v1', v1.manifest.digest, daysAgo(NOW, 90));
+  reg.tag('app', 'v2', v2.manifest.digest, daysAgo(NOW, 60));
+  reg.tag('app', signatureTag(v2.manifest.digest), sig2.manifest.digest, daysAgo(NOW, 60));
+  reg.tag('app', 'v3', v3.manifest.digest, daysAgo(NOW, 5));
+  reg.tag('app', 'latest', v3.manifest.digest, daysAgo(NOW, 5));
+  reg.tag('app', 'multi', multi.manifest.digest, daysAgo(NOW, 45));
+  const solo = reg.putImage('solo', { seed: 'solo' });
+  reg.tag('solo', 'only', solo.manifest.digest, daysAgo(NOW, 100));
+  // An upload in progress: never touched.
+  reg.write(reg.lay.uploadFile(R('app'), '8e0c3d7a-0000-4000-8000-000000000000', 'data'), 'partial');
+  return { reg, v1, v2, v3, sig2, multi, solo };
+}
+
+const OLDER_THAN_30D = selector([], { olderThan: parseDuration('30d') });
+
+describe('applyPlan', () => {
+  it('removes exactly the planned tag dirs and revision dirs, nothing else', async () => {
+    const { reg } = tree();
+    const p = await plan(reg, OLDER_THAN_30D);
+    expect(p.tags.map((t) => `${t.repository}:${t.tag}`)).toEqual([
+      'app:multi',
+      `app:${signatureTag(tree().v2.manifest.digest)}`,
+      'app:v1',
+      'app:v2',
+      'solo:only',
+    ]);
+    expect(p.manifests).toHaveLength(7);
+    const before = files(reg);
+    const report = await applyPlan({ fs: reg.fs, layout: reg.lay, plan: p, runId: 'run1' });
+    const after = files(reg);
+
+    const planned = [
+      ...p.tags.map((t) => reg.lay.tag(R(t.repository), T(t.tag))),
+      ...p.manifests.map((m) => reg.lay.revision(R(m.repository), m.digest as never)),
+    ];
+    const removed = before.filter((f) => !after.includes(f));
+    const added = after.filter((f) => !before.includes(f));
+    expect(removed.filter((f) => !planned.some((d) => under(f, d)))).toEqual([]);
+    expect(added).toEqual([]);
+    for (const dir of planned) expect(reg.exists(dir), dir).toBe(false);
+    // Every file of every planned dir went (the removal is whole).
+    expect(before.filter((f) => planned.some((d) => under(f, d))).every((f) => removed.includes(f))).toBe(true);
+
+    // What the registry needs to keep recognising the repositories stays, even for solo (no tag left).
+    for (const repo of ['app', 'solo'].map(R)) {
+      expect(reg.exists(reg.lay.repository(repo))).toBe(true);
+      expect(reg.exists(posix.dirname(reg.lay.layers(repo)))).toBe(true);
+      expect(reg.exists(reg.lay.tags(repo))).toBe(true);
+      expect(reg.exists(reg.lay.revisions(repo))).toBe(true);
+    }
+    expect(reg.vol.readdirSync(reg.lay.tags(R('solo')))).toEqual([]);
+    expect(reg.exists(reg.lay.uploadFile(R('app'), '8e0c3d7a-0000-4000-8000-000000000000', 'data'))).toBe(true);
+
+    // The dry-run plan is what apply did.
+    expect(report.tags.map(({ result, detail, ...t }) => ({ result, detail, t }))).toEqual(p.tags.map((t) => ({ result: 'removed', detail: undefined, t })));
+    const strip = ({ result: _r, detail: _d, ...m }: ManifestOutcome) => m;
+    expect(report.manifests.map((m) => m.result)).toEqual(p.manifests.map(() => 'removed'));
+    expect(report.manifests.map(strip).sort((a, b) => (a.digest < b.digest ? -1 : 1))).toEqual(
+      [...p.manifests].sort((a, b) => (a.digest < b.digest ? -1 : 1)),
+    );
+    expect(report.trashFinished).toBe(0);
+  });
+
+  it('renames into <root>/.regprune/trash (outside docker/registry/v2) and leaves it empty', async () => {
+    const { reg } = tree();
+    expect(reg.lay.trashDir).toBe('/srv/registry/.regprune/trash');
+    expect(under(reg.lay.trashDir, reg.lay.v2)).toBe(false);
+    const p = await plan(reg, selector(['app:v1', 'solo:only']));
+    const renames: Array<[string, string]> = [];
+    const fs: StorageFs = { ...reg.fs, rename: (from, to) => (renames.push([from, to]), reg.fs.rename(from, to)) };
+    const report = await applyPlan({ fs, layout: reg.lay, plan: p, runId: 'run7' });
+    expect(report.tags.map((t) => t.result)).toEqual(['removed', 'removed']);
+    const planned = [
+      ...p.tags.map((t) => reg.lay.tag(R(t.repository), T(t.tag))),
+      ...p.manifests.map((m) => reg.lay.revision(R(m.repository), m.digest as never)),
+    ];
+    // Every planned dir was renamed into the trash under this run's id; nothing else was renamed there.
+    const intoTrash = renames.filter(([, to]) => under(to, reg.lay.trashDir));
+    expect(intoTrash.map(([from]) => from).sort()).toEqual([...planned].sort());
+    for (const [, to] of intoTrash) expect(posix.basename(to)).toMatch(/^run7-\d+$/);
+    // The only other renames are regprune's own state files.
+    expect(renames.filter(([from, to]) => !under(to, reg.lay.trashDir) && !(under(from, reg.lay.stateDir) && under(to, reg.lay.stateDir)))).toEqual([]);
+    expect(reg.vol.readdirSync(reg.lay.trashDir)).toEqual([]);
+  });
+
+  it('a tag pushed to another digest between plan and apply: changed, left in place', async () => {
+    const { reg, v1, v3 } = tree();
+    const p = await plan(reg, selector(['app:v1']));
+    reg.tag('app', 'v1', v3.manifest.digest, NOW);
+    const outcomes: Array<TagOutcome | ManifestOutcome> = [];
+    const report = await applyPlan({ fs: reg.fs, layout: reg.lay, plan: p, runId: 'r', onOutcome: (o) => outcomes.push(o) });
+    expect(report.tags.map((t) => [t.tag, t.result, t.detail])).toEqual([['v1', 'changed', `now points to ${v3.manifest.digest}; left in place`]]);
+    expect(reg.vol.readFileSync(reg.lay.tagCurrentLink(R('app'), T('v1')), 'utf8')).toBe(v3.manifest.digest);
+    // Its old manifest is unreachable either way: it goes.
+    expect(report.manifests.map((m) => [m.digest, m.result])).toEqual([[v1.manifest.digest, 'removed']]);
+    expect(outcomes).toEqual([...report.tags, ...report.manifests]);
+  });
+
+  it('a tag already gone: missing', async () => {
+    const { reg, v1 } = tree();
+    const p = await plan(reg, selector(['app:v1']));
+    reg.vol.rmSync(reg.lay.tag(R('app'), T('v1')), { recursive: true });
+    const report = await applyPlan({ fs: reg.fs, layout: reg.lay, plan: p, runId: 'r' });
+    expect(report.tags.map((t) => [t.tag, t.result, t.detail])).toEqual([['v1', 'missing', undefined]]);
+    expect(report.manifests.map((m) => [m.digest, m.result])).toEqual([[v1.manifest.digest, 'removed']]);
+  });
+
+  it('a manifest already unlinked: missing', async () => {
+    const { reg, v1 } = tree();
+    const p = await plan(reg, selector(['app:v1']));
+    reg.vol.rmSync(reg.lay.revision(R('app'), v1.manifest.digest), { recursive: true });
+    const report = await applyPlan({ fs: reg.fs, layout: reg.lay, plan: p, runId: 'r' });
+    expect(report.manifests.map((m) => [m.digest, m.result])).toEqual([[v1.manifest.digest, 'missing']]);
+  });
+
+  it('a tag whose link became malformed: failed, left in place', async () => {
+    const { reg, v1 } = tree();
+    const p = await plan(reg, selector(['app:v1']));
+    const link = reg.lay.tagCurrentLink(R('app'), T('v1'));
+    reg.write(link, `${v1.manifest.digest}\n`);
+    const report = await applyPlan({ fs: reg.fs, layout: reg.lay, plan: p, runId: 'r' });
+    expect(report.tags.map((t) => [t.result, t.detail])).toEqual([
+      ['failed', `${link}: link ends with a newline (garbage-collect aborts on it: invalid checksum digest length); left in place`],
+    ]);
+    expect(reg.exists(link)).toBe(true);
+    // The repository's tags cannot all be read now: its manifest is not removed either.
+    expect(report.manifests.map((m) => m.result)).toEqual(['failed']);
+    expect(reg.exists(reg.lay.revisionLink(R('app'), v1.manifest.digest))).toBe(true);
+  });
+
+  it('a manifest that a new tag points at before apply: changed, revision kept', async () => {
+    const { reg, v1 } = tree();
+    const p = await plan(reg, selector(['app:v1']));
+    expect(p.manifests.map((m) => m.digest)).toEqual([v1.manifest.digest]);
+    reg.tag('app', 'rescued', v1.manifest.digest, NOW);
+    const report = await applyPlan({ fs: reg.fs, layout: reg.lay, plan: p, runId: 'r' });
+    expect(report.tags.map((t) => t.result)).toEqual(['removed']);
+    expect(report.manifests.map((m) => [m.result, m.detail])).toEqual([['changed', 'reachable from a tag again; left in place']]);
+    expect(reg.exists(reg.lay.revisionLink(R('app'), v1.manifest.digest))).toBe(true);
+  });
+
+  it('a child of a planned index that a new tag points at: changed, kept', async () => {
+    const { reg, multi } = tree();
+    const p = await plan(reg, selector(['app:multi']));
+    expect(p.manifests).toHaveLength(3);
+    const child = (multi.children[0] as BuiltImage).manifest.digest;
+    reg.tag('app', 'amd', child, NOW);
+    const report = await applyPlan({ fs: reg.fs, layout: reg.lay, plan: p, runId: 'r' });
+    expect(report.manifests.filter((m) => m.result !== 'removed').map((m) => [m.digest, m.result])).toEqual([[child, 'changed']]);
+    expect(reg.exists(reg.lay.revisionLink(R('app'), child))).toBe(true);
+    expect(reg.exists(reg.lay.revisionLink(R('app'), multi.manifest.digest))).toBe(false);
+  });
+
+  it('finishes the trash an interrupted earlier run left', async () => {
+    const { reg } = tree();
+    reg.write(posix.join(reg.lay.trashDir, 'old-1', 'current', 'link'), 'sha256:x');
+    reg.write(posix.join(reg.lay.trashDir, 'old-2', 'link'), 'sha256:y');
+    reg.vol.mkdirSync(posix.join(reg.lay.trashDir, 'old-3'), { recursive: true });
+    const p = await plan(reg, selector(['app:v1']));
+    const report = await applyPlan({ fs: reg.fs, layout: reg.lay, plan: p, runId: 'r' });
+    expect(report.trashFinished).toBe(3);
+    expect(reg.vol.readdirSync(reg.lay.trashDir)).toEqual([]);
+  });
+
+  it('an empty plan changes nothing in docker/registry/v2', async () => {
+    const { reg } = tree();
+    const p = await plan(reg, selector([], { tags: [parseTagPattern('nomatch')] }));
+    expect([p.tags, p.manifests]).toEqual([[], []]);
+    const before = files(reg);
+    const report = await applyPlan({ fs: reg.fs, layout: reg.lay, plan: p, runId: 'r' });
+    expect(report).toEqual({ tags: [], manifests: [], trashFinished: 0 });
+    expect(files(reg)).toEqual(before);
+  });
+});
