@@ -165,7 +165,12 @@ export async function planRestore(fs: StorageFs, lay: Layout, lines: readonly Au
     const c = await completeness(repo, d);
     tags.push(c.complete ? { ...entry, action: 'restore', reason: t.reason } : { ...entry, action: 'refused', reason: c.why ?? 'incomplete' });
   }
-  return { root: lay.root, manifests, tags, ignored };
+  const order = (a: RestoreDecision, b: RestoreDecision) => {
+    const ka = `${a.repository}\0${a.tag ?? a.digest}`;
+    const kb = `${b.repository}\0${b.tag ?? b.digest}`;
+    return ka < kb ? -1 : ka > kb ? 1 : 0;
+  };
+  return { root: lay.root, manifests: manifests.sort(order), tags: tags.sort(order), ignored };
 }
 
 const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
