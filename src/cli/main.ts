@@ -5,15 +5,26 @@ import { execaRunner } from '../gc/execa-runner.js';
 import { storageFs } from '../storage/fs.js';
 import { runCli } from './program.js';
 
+// Set by bin/package.mjs (esbuild `define`) in the single-file builds (dist/regprune.mjs and the
+// standalone executable): there, no package.json or dist/BUILD sits at a known place beside the code.
+declare const REGPRUNE_BUNDLED_VERSION: string | undefined;
+declare const REGPRUNE_BUNDLED_BUILD: string | undefined;
+
 // The production wiring: real filesystem, clock, terminal. Everything else takes these as parameters.
 function version(): string {
   try {
-    const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version?: string; gitHead?: string };
-    const build = process.env.REGPRUNE_BUILD ?? readBuild();
-    return `${pkg.version ?? 'unknown'}${build === undefined ? '' : ` (${build})`}`;
+    const bundled = typeof REGPRUNE_BUNDLED_VERSION === 'string';
+    const pkgVersion = bundled ? REGPRUNE_BUNDLED_VERSION : readPackageVersion();
+    const build = process.env.REGPRUNE_BUILD ?? (bundled ? REGPRUNE_BUNDLED_BUILD : readBuild());
+    return `${pkgVersion ?? 'unknown'}${build === undefined || build === '' ? '' : ` (${build})`}`;
   } catch {
     return 'unknown';
   }
+}
+
+function readPackageVersion(): string | undefined {
+  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version?: string };
+  return pkg.version;
 }
 
 function readBuild(): string | undefined {
@@ -34,7 +45,9 @@ async function confirm(question: string): Promise<boolean> {
   }
 }
 
-const code = await runCli(process.argv.slice(2), {
+// No top-level await: the standalone executable runs this file bundled as CommonJS, the only
+// kind of main script Node 20's single executable applications accept.
+void runCli(process.argv.slice(2), {
   fs: storageFs(fsp),
   now: () => new Date(),
   env: process.env,
@@ -46,5 +59,6 @@ const code = await runCli(process.argv.slice(2), {
   pid: process.pid,
   version: version(),
   run: execaRunner(process.env),
+}).then((code) => {
+  process.exitCode = code;
 });
-process.exitCode = code;
