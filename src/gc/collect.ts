@@ -111,13 +111,15 @@ async function resolveRunner(proc: ProcessRunner, target: GcTarget): Promise<GcR
  * restart that cannot be done.
  */
 export async function prepareGc(proc: ProcessRunner, settings: GcSettings): Promise<PreparedGc> {
-  const runner = await resolveRunner(proc, settings.target);
+  // A restart that cannot be done is a usage error: decided before anything runs.
+  const shape = settings.target.kind === 'local' ? localRunner('registry') : await resolveRunner(proc, settings.target);
   let restart: readonly Argv[] | undefined;
   if (settings.restart) {
-    const own = settings.restartCmd === undefined ? runner.restart() : [settings.restartCmd];
+    const own = settings.restartCmd === undefined ? shape.restart() : [settings.restartCmd];
     if (!Array.isArray(own)) throw new UsageError((own as { unsupported: string }).unsupported);
     restart = own as readonly Argv[];
   }
+  const runner = settings.target.kind === 'local' ? await resolveRunner(proc, settings.target) : shape;
   const probe = async (path: string) => {
     const argv = runner.probe(path);
     const r = await proc.run(argv);

@@ -1,3 +1,4 @@
+import type { Argv, ProcessRunner, RunOptions, RunResult } from '../../src/gc/process.js';
 import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -239,5 +240,41 @@ export async function restartControl(restart: () => Promise<void>): Promise<{ ur
     url: `http://127.0.0.1:${addr.port}/restart`,
     count: () => n,
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+// ------------------------------------------------------------------ recorder
+
+export interface RecordingRunner extends ProcessRunner {
+  /** Every argv run, in order. */
+  readonly calls: string[][];
+}
+
+/**
+ * A ProcessRunner for pure tests: records argv and answers from `answer`
+ * (default: exit 0, no output). Output lines are fed to onLine as a real run would.
+ */
+export function recordingRunner(
+  answer: (argv: readonly string[]) => RunResult | Promise<RunResult> = () => ({ started: true, exitCode: 0, stdout: '', stderr: '' }),
+  options: { onPath?: readonly string[]; alive?: (pid: number) => boolean; hostname?: string } = {},
+): RecordingRunner {
+  const calls: string[][] = [];
+  return {
+    calls,
+    hostname: options.hostname ?? 'testhost',
+    async run(argv: Argv, opts: RunOptions = {}) {
+      calls.push([...argv]);
+      const r = await answer(argv);
+      if (r.started && opts.onLine !== undefined) {
+        for (const l of r.stdout.split('\n')) if (l !== '') opts.onLine(l, 'stdout');
+        for (const l of r.stderr.split('\n')) if (l !== '') opts.onLine(l, 'stderr');
+      }
+      return r;
+    },
+    async which(name: string) {
+      if (name.includes('/')) return (options.onPath ?? []).includes(name) ? name : undefined;
+      return (options.onPath ?? []).includes(name) ? `/usr/bin/${name}` : undefined;
+    },
+    isAlive: options.alive ?? (() => false),
   };
 }
