@@ -380,3 +380,13 @@ test('through buildPlan: the plan carries the rule in every reason, untagged whe
     [`other@${u.manifest.digest}`, `team/app@${a.manifest.digest}`].sort(),
   );
 });
+
+test('the policy modules stay pure: no filesystem, process or CLI imports', async () => {
+  const { readFile } = await import('node:fs/promises');
+  for (const file of ['file.ts', 'rules.ts']) {
+    const text = await readFile(new URL(`../../src/policy/${file}`, import.meta.url), 'utf8');
+    const imports = [...text.matchAll(/^import .* from '([^']+)';$/gm)].map((m) => m[1]);
+    expect(imports.length, file).toBeGreaterThan(0);
+    for (const spec of imports) expect(spec, `${file} imports ${spec}`).toMatch(/^(?:\.\.?\/(?!.*\/cli\/)|yaml$|date-fns$)/);
+  }
+});
