@@ -1,5 +1,6 @@
 import { utimes } from 'node:fs/promises';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { afterAll, describe, expect, test } from 'vitest';
+import { setupSuite } from '../helpers/suite.js';
 import { parseRepositoryName, parseTagName } from '../../src/model/names.js';
 import { layout } from '../../src/storage/paths.js';
 import { runRegprune } from '../helpers/cli.js';
@@ -32,7 +33,7 @@ describe('prune on the real registry', () => {
   let reg: RunningRegistry;
   const pushed: Expected[] = [];
 
-  beforeAll(async () => {
+  setupSuite(async () => {
     reg = await startRegistry();
     const add = (repo: string, tag: string, digest: string) => pushed.push({ repo, tag, digest });
     for (const t of ['T11', 'T12', 'T13']) {

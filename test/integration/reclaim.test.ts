@@ -1,7 +1,8 @@
 import { cp, rm, mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { afterAll, describe, expect, test } from 'vitest';
+import { setupSuite } from '../helpers/suite.js';
 import { parseRepositoryName, parseTagName } from '../../src/model/names.js';
 import { layout } from '../../src/storage/paths.js';
 import { runRegprune } from '../helpers/cli.js';
@@ -82,7 +83,7 @@ describe('exact reclaim on the real registry', () => {
   let reg: RunningRegistry;
   let tags: Tagged[];
 
-  beforeAll(async () => {
+  setupSuite(async () => {
     reg = await startRegistry();
     tags = await populate(reg.url);
   });
@@ -162,13 +163,13 @@ describe('the old recipe vs regprune, side by side on the same registry', () => 
   let b: RunningRegistry;
   let tags: Tagged[];
 
-  beforeAll(async () => {
+  setupSuite(async () => {
     a = await startRegistry();
     tags = await populate(a.url);
     await a.stop();
     // An identical copy for regprune.
     const root = await mkdtemp(join(tmpdir(), 'regprune-copy-'));
-    await cp(a.root, root, { recursive: true });
+    await cp(a.root, root, { recursive: true, preserveTimestamps: true });
     b = await startRegistry({ root });
     await a.restart();
   });

@@ -80,6 +80,8 @@ export function pruneCommand(deps: CliDeps, done: (code: ExitCode) => void): Com
       }
 
       if (dryRun || (plan.tags.length === 0 && plan.manifests.length === 0)) {
+        // Nothing to remove, but a killed run's trash and journal are still finished.
+        if (!dryRun) await applyPlan({ fs: deps.fs, layout: lay, plan, cache, runId: `${now.getTime()}-${deps.pid}` });
         const gc = dryRun ? undefined : await session.collect();
         if (opts.json === true) json(deps, { ...planJson(plan, dryRun, opts.verbose === true), ...(gc === undefined ? {} : { gc: gcJson(gc) }) });
         else if (policy !== undefined && opts.explain === true) renderExplain(deps, policy, plan, now, { summary: true, dryRun });
