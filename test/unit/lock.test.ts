@@ -1,0 +1,96 @@
+import { Volume, createFsFromVolume } from 'memfs';
+import { describe, expect, test } from 'vitest';
+import { RegpruneError } from '../../src/model/errors.js';
+import { storageFs } from '../../src/storage/fs.js';
+import { acquireLock, parseLock, type LockHost } from '../../src/storage/lock.js';
+import { layout } from '../../src/storage/paths.js';
+
+const ROOT = '/srv/registry';
+const now = new Date('2026-11-23T03:00:00.000Z');
+
+function world() {
+  const vol = new Volume();
+  vol.mkdirSync(`${ROOT}/docker/registry/v2/repositories`, { recursive: true });
+  return { vol, fs: storageFs(createFsFromVolume(vol).promises), lay: layout(ROOT) };
+}
+
+const host = (pid: number, alive: (pid: number) => boolean = () => true, hostname = 'reg1'): LockHost => ({ pid, hostname, now, isAlive: alive });
+
+describe('acquireLock', () => {
+  test('creates <root>/.regprune/lock (outside docker/registry/v2) with pid, start time, hostname; release removes it', async () => {
+    const w = world();
+    const lock = await acquireLock(w.fs, w.lay, host(100));
+    expect(lock.path).toBe(`${ROOT}/.regprune/lock`);
+    expect(lock.tookOver).toBeUndefined();
+    const text = w.vol.readFileSync(lock.path, 'utf8') as string;
+    expect(parseLock(text)).toEqual({ pid: 100, startedAt: '2026-11-23T03:00:00.000Z', hostname: 'reg1' });
+    await lock.release();
+    expect(w.vol.existsSync(lock.path)).toBe(false);
+    await lock.release(); // idempotent
+  });
+
+  test('a second run while the first is alive: LOCKED with the message crontabs see', async () => {
+    const w = world();
+    await acquireLock(w.fs, w.lay, host(100));
+    const err = await acquireLock(w.fs, w.lay, host(200)).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(RegpruneError);
+    expect((err as RegpruneError).code).toBe('LOCKED');
+    expect((err as Error).message).toBe(`another regprune run (pid 100, started 2026-11-23T03:00:00.000Z) holds the lock on ${ROOT}`);
+    // The holder's lock is untouched.
+    expect(parseLock(w.vol.readFileSync(`${ROOT}/.regprune/lock`, 'utf8') as string)?.pid).toBe(100);
+  });
+
+  test('a lock whose process is gone (same host) is taken over, and says so', async () => {
+    const w = world();
+    await acquireLock(w.fs, w.lay, host(100));
+    const lock = await acquireLock(w.fs, w.lay, host(200, (pid) => pid !== 100));
+    expect(lock.tookOver).toEqual({ pid: 100, startedAt: now.toISOString(), hostname: 'reg1' });
+    expect(parseLock(w.vol.readFileSync(lock.path, 'utf8') as string)?.pid).toBe(200);
+    expect(w.vol.readdirSync(`${ROOT}/.regprune`)).toEqual(['lock']);
+  });
+
+  test('a lock from another host is never taken over (its pid means nothing here)', async () => {
+    const w = world();
+    await acquireLock(w.fs, w.lay, host(100, () => true, 'reg2'));
+    const err = await acquireLock(w.fs, w.lay, host(200, () => false, 'reg1')).catch((e: unknown) => e);
+    expect((err as RegpruneError).code).toBe('LOCKED');
+    expect((err as RegpruneError).hint).toMatch(/taken on host reg2/);
+  });
+
+  test('an unreadable lock (not JSON) is held, not guessed about', async () => {
+    const w = world();
+    w.vol.mkdirSync(`${ROOT}/.regprune`, { recursive: true });
+    w.vol.writeFileSync(`${ROOT}/.regprune/lock`, 'garbage');
+    const err = await acquireLock(w.fs, w.lay, host(200, () => false)).catch((e: unknown) => e);
+    expect((err as Error).message).toBe(`another regprune run (unknown pid, started at an unknown time) holds the lock on ${ROOT}`);
+  });
+
+  test('release leaves a lock that is no longer ours', async () => {
+    const w = world();
+    const mine = await acquireLock(w.fs, w.lay, host(100));
+    // Someone took it over (e.g. decided this process was gone).
+    w.vol.writeFileSync(mine.path, JSON.stringify({ pid: 300, startedAt: now.toISOString(), hostname: 'reg1' }));
+    await mine.release();
+    expect(parseLock(w.vol.readFileSync(mine.path, 'utf8') as string)?.pid).toBe(300);
+  });
+
+  test('two takeovers of the same stale lock: exactly one wins', async () => {
+    const w = world();
+    await acquireLock(w.fs, w.lay, host(100));
+    const gone = (pid: number) => pid !== 100;
+    const results = await Promise.allSettled([acquireLock(w.fs, w.lay, host(201, gone)), acquireLock(w.fs, w.lay, host(202, gone))]);
+    const won = results.filter((r) => r.status === 'fulfilled');
+    expect(won).toHaveLength(1);
+    const lost = results.find((r) => r.status === 'rejected') as PromiseRejectedResult;
+    expect((lost.reason as RegpruneError).code).toBe('LOCKED');
+    const holder = parseLock(w.vol.readFileSync(`${ROOT}/.regprune/lock`, 'utf8') as string);
+    expect([201, 202]).toContain(holder?.pid);
+  });
+
+  test('parseLock', () => {
+    expect(parseLock('{"pid":1,"startedAt":"x","hostname":"h"}\n')).toEqual({ pid: 1, startedAt: 'x', hostname: 'h' });
+    expect(parseLock('{"pid":0,"startedAt":"x","hostname":"h"}')).toBeUndefined();
+    expect(parseLock('{"pid":"1","startedAt":"x","hostname":"h"}')).toBeUndefined();
+    expect(parseLock('')).toBeUndefined();
+  });
+});
