@@ -9,7 +9,7 @@ import { buildPlan } from '../../src/plan/build.js';
 import type { Plan } from '../../src/plan/plan.js';
 import { selectTags } from '../../src/policy/select.js';
 import type { Selector } from '../../src/policy/selector.js';
-import { buildImage, buildSignature, descriptorOf, sha256Digest, signatureTag, type BuiltImage } from '../helpers/images.js';
+import { buildImage, buildSignature, descriptorOf, sha256Digest, signatureTag, type Blob, type BuiltImage } from '../helpers/images.js';
 import { MemRegistry, daysAgo } from '../helpers/memtree.js';
 
 const NOW = new Date('2026-11-23T12:00:00Z');
@@ -399,6 +399,61 @@ describe('buildPlan', () => {
       expect(p.manifests).toEqual([]);
       expect(p.blocked).toEqual([{ repository: 'half', reason: 'no manifest removed: 1 tag(s) could not be read' }]);
     });
+  });
+
+  it('the same manifest in two repositories: unlinked in one, its blobs still referenced by the other', async () => {
+    const reg = new MemRegistry();
+    const img = buildImage({ seed: 'twice' });
+    reg.putImage('a', img);
+    reg.putImage('b', img);
+    reg.tag('a', 'v1', img.manifest.digest, daysAgo(NOW, 3));
+    reg.tag('b', 'v1', img.manifest.digest, daysAgo(NOW, 3));
+    const p = await plan(reg, { refs: ['a:v1'] });
+    expect(p.manifests).toEqual([{ repository: 'a', digest: img.manifest.digest, reason: 'tag v1 removed' }]);
+    expect([p.reclaimableBytes, p.reclaimableBlobs]).toEqual([0, 0]);
+  });
+
+  it('the OCI referrers fallback tag (sha256-<hex> -> an index of referrers) goes with its subject', async () => {
+    const reg = new MemRegistry();
+    const x = reg.putImage('f', { seed: 'x', format: 'oci' });
+    const referrers = reg.putIndex('f', {
+      format: 'oci',
+      children: [
+        { seed: 'sbom', format: 'oci', platform: platform('unknown'), subject: descriptorOf(x.manifest) },
+        { seed: 'vex', format: 'oci', platform: platform('unknown'), subject: descriptorOf(x.manifest) },
+      ],
+    });
+    const fallback = `sha256-${x.manifest.digest.slice(7)}`;
+    reg.tag('f', 'v1', x.manifest.digest, daysAgo(NOW, 3));
+    reg.tag('f', fallback, referrers.manifest.digest, daysAgo(NOW, 3));
+    const p = await plan(reg, { refs: ['f:v1'] });
+    expect(p.tags.map((t) => [t.tag, t.reason])).toEqual([
+      [fallback, `signature of removed ${x.manifest.digest}`],
+      ['v1', 'named'],
+    ]);
+    expect(p.manifests.map((m) => m.digest)).toEqual(
+      [x.manifest.digest, referrers.manifest.digest, ...referrers.children.map((c) => c.manifest.digest)].sort(),
+    );
+  });
+
+  it('a schema1 manifest: its fsLayers are what it references (a repeated blobSum counted once)', async () => {
+    const reg = new MemRegistry();
+    const layers = buildImage({ seed: 'legacy', layers: ['l1', 'l2'] }).layers;
+    for (const l of layers) reg.blob(l);
+    const [l1, l2] = layers as readonly [Blob, Blob];
+    const doc = { schemaVersion: 1, name: 'legacy', tag: 'old', architecture: 'amd64', fsLayers: [{ blobSum: l1.digest }, { blobSum: l1.digest }, { blobSum: l2.digest }], history: [], signatures: [{ header: {}, signature: 'x', protected: 'y' }] };
+    const bytes = Buffer.from(JSON.stringify(doc, null, 3));
+    const digest = sha256Digest(bytes);
+    reg.write(reg.lay.blobData(digest), bytes);
+    reg.write(reg.lay.revisionLink(R('legacy'), digest), digest);
+    reg.tag('legacy', 'old', digest, daysAgo(NOW, 900));
+    const keep = reg.putImage('legacy', { seed: 'new', layers: ['l2'] });
+    reg.tag('legacy', 'new', keep.manifest.digest, daysAgo(NOW, 1));
+    const p = await plan(reg, { olderThan: '1y' });
+    expect(p.manifests).toEqual([{ repository: 'legacy', digest, reason: 'tag old removed' }]);
+    expect([p.reclaimableBytes, p.reclaimableBlobs]).toEqual([bytes.length + l1.size, 2]);
+    await applyPlan({ fs: reg.fs, layout: reg.lay, plan: p, runId: 'r' });
+    expect(markAndSweep(reg)).toEqual(new Map([[digest, bytes.length], [l1.digest, l1.size]]));
   });
 
   it('named tags that do not exist: missing, with a warning naming the tag path', async () => {
