@@ -25,5 +25,11 @@ export function policyCommand(deps: CliDeps, done: (code: ExitCode) => void): Co
       }
       done(EXIT.ok);
     });
-  return new Command('policy').description('work with retention policy files (see prune --policy)').addCommand(check);
+  const policy = new Command('policy').description('work with retention policy files (see prune --policy)').addCommand(check);
+  // addCommand does not pass a parent's exitOverride and output settings down:
+  // hand `check` whatever `policy` itself was given.
+  policy.hook('preSubcommand', (self, sub) => {
+    sub.copyInheritedSettings(self);
+  });
+  return policy;
 }
