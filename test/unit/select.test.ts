@@ -117,7 +117,7 @@ describe('selectTags', () => {
       [
         'i1:T11 remove matches T1*, pushed before 2026-09-01T00:00:01.000Z (pushed 2026-08-01)',
         'i1:T12 remove matches T1*, pushed before 2026-09-01T00:00:01.000Z (pushed 2026-09-01)',
-        'i1:T13 keep kept: pushed 2026-10-15, not before 2026-09-01',
+        'i1:T13 keep kept: pushed 2026-10-15, not before 2026-09-01T00:00:01.000Z',
         'i1:latest keep kept: tag does not match --tag',
       ],
     ],
