@@ -56,10 +56,13 @@ function filterReason(selector: Selector, t: TagFacts, now: Date): { selected: b
     parts.push(`older than ${selector.olderThan.text}`);
   }
   if (selector.before !== undefined) {
+    // A bare date reads as itself; a cutoff with a time of day keeps it, or the reason
+    // would say "pushed 2026-09-01, not before 2026-09-01".
+    const before = selector.before.toISOString().replace('T00:00:00.000Z', '');
     if (!(t.pushedAt.getTime() < selector.before.getTime())) {
-      return { selected: false, reason: `kept: pushed ${pushed}, not before ${day(selector.before)}` };
+      return { selected: false, reason: `kept: pushed ${pushed}, not before ${before}` };
     }
-    parts.push(`pushed before ${selector.before.toISOString().replace('T00:00:00.000Z', '')}`);
+    parts.push(`pushed before ${before}`);
   }
   const time = selector.olderThan !== undefined || selector.before !== undefined ? ` (pushed ${pushed})` : '';
   return { selected: true, reason: `${parts.join(', ')}${time}` };
