@@ -1,6 +1,6 @@
 import { LineCounter, isMap, isScalar, isSeq, parseDocument, type Node as YamlNode, type Pair } from 'yaml';
 import { parseDuration, parseInstant, type Duration } from '../model/duration.js';
-import { RegpruneError } from '../model/errors.js';
+import { UsageError } from '../model/errors.js';
 import { parseRepoGlob, parseTagPattern, type RepoGlob, type TagPattern } from '../model/pattern.js';
 
 /**
@@ -153,10 +153,10 @@ function editDistance(a: string, b: string): number {
   return prev[b.length] ?? 0;
 }
 
-/** Model errors (UsageError from the shared parsers) carry `what "text": why`; keep the why. */
+/** The shared parsers (durations, dates, patterns) name the key they were given; anything else is a bug. */
 function why(err: unknown): string {
-  if (err instanceof RegpruneError) return err.message;
-  return err instanceof Error ? err.message : String(err);
+  if (err instanceof UsageError) return err.message;
+  throw err;
 }
 
 class Checker {
@@ -237,6 +237,8 @@ class Checker {
   }
 }
 
+const isEmptyList = (node: YamlNode | null) => isSeq(node) && node.items.length === 0;
+
 function parseRule(c: Checker, node: YamlNode | null, index: number, fallback: number): PolicyRule | undefined {
   const where = `rule ${index}`;
   if (!isMap(node)) {
@@ -252,7 +254,7 @@ function parseRule(c: Checker, node: YamlNode | null, index: number, fallback: n
   if (!has('repositories')) c.error(node, `${where}: "repositories" is required (a list of globs such as ["team/*"], or ["**"] for all)`);
   else {
     repositories = c.list(value('repositories'), `${where}: repositories`, (_, t) => parseRepoGlob(t, `${where}: repositories glob`));
-    if (repositories !== undefined && isSeq(value('repositories')) && (value('repositories') as { items: unknown[] }).items.length === 0) {
+    if (isEmptyList(value('repositories'))) {
       c.error(value('repositories'), `${where}: repositories: empty list; the rule would govern no repository (use ["**"] for all)`);
     }
   }
@@ -260,7 +262,7 @@ function parseRule(c: Checker, node: YamlNode | null, index: number, fallback: n
     ? c.list(value('excludeRepositories'), `${where}: excludeRepositories`, (_, t) => parseRepoGlob(t, `${where}: excludeRepositories glob`))
     : [];
   const tags = has('tags') ? c.list(value('tags'), `${where}: tags`, (_, t) => parseTagPattern(t, `${where}: tags pattern`)) : [];
-  if (has('tags') && isSeq(value('tags')) && (value('tags') as { items: unknown[] }).items.length === 0) {
+  if (isEmptyList(value('tags'))) {
     c.error(value('tags'), `${where}: tags: empty list matches no tag; omit "tags" to select tags whatever their name`);
   }
   const keep = has('keep') ? c.list(value('keep'), `${where}: keep`, (_, t) => parseTagPattern(t, `${where}: keep pattern`)) : [];
