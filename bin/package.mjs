@@ -6,7 +6,7 @@
 // Only the running platform's executable can be built: the SEA is a copy of process.execPath, and
 // no other node binary (linux-arm64, say) may be fetched from here. See docs/install.md.
 import { execFileSync } from 'node:child_process';
-import { chmodSync, copyFileSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { build as esbuild, formatMessages } from 'esbuild';
@@ -14,7 +14,9 @@ import { buildId } from './write-build.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const dist = `${root}dist/`;
-const work = `${dist}sea/`;
+// Intermediate files per process, and outputs renamed into place when complete: test suites in one
+// checkout may package at the same time, and one must never copy another's half-injected binary.
+const work = `${dist}sea/${process.pid}/`;
 const entry = `${root}src/cli/main.ts`;
 // The sentinel Node's own build places in the binary; postject flips it to say "a blob is inside".
 const SEA_FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
@@ -55,6 +57,7 @@ async function build(options) {
 }
 
 mkdirSync(work, { recursive: true });
+process.on('exit', () => rmSync(work, { recursive: true, force: true }));
 
 // 1. dist/regprune.mjs. commander is CommonJS and require()s node builtins, which an ESM bundle
 // has no require for: give it one.
@@ -62,12 +65,13 @@ const mjs = `${dist}regprune.mjs`;
 await build({
   ...common,
   format: 'esm',
-  outfile: mjs,
+  outfile: `${work}regprune.mjs`,
   banner: {
     js: "#!/usr/bin/env node\nimport { createRequire as __regpruneCreateRequire } from 'node:module';\nconst require = __regpruneCreateRequire(import.meta.url);",
   },
 });
-chmodSync(mjs, 0o755);
+chmodSync(`${work}regprune.mjs`, 0o755);
+renameSync(`${work}regprune.mjs`, mjs);
 say(`${mjs.slice(root.length)} (${mib(mjs)}), version ${pkg.version}${id === undefined ? '' : ` (${id})`}`);
 
 // 2. The standalone executable. Node 20's SEA runs one CommonJS script whose require() reaches
@@ -104,16 +108,21 @@ if (!readFileSync(process.execPath).includes(SEA_FUSE)) {
 }
 execFileSync(process.execPath, ['--experimental-sea-config', seaConfig], { stdio: ['ignore', 'ignore', 'inherit'] });
 
-rmSync(exe, { force: true });
-copyFileSync(process.execPath, exe);
-chmodSync(exe, 0o755);
+const partial = `${work}regprune-${target}`;
+copyFileSync(process.execPath, partial);
+chmodSync(partial, 0o755);
 const { inject } = createRequire(import.meta.url)('postject');
 // postject (LIEF) prints "warning: Can't find string offset for section name '.note.100'" a few
 // times on Node's Linux binaries; harmless, the executable works (nodejs/postject#83).
-await inject(exe, 'NODE_SEA_BLOB', readFileSync(blob), { sentinelFuse: SEA_FUSE });
+await inject(partial, 'NODE_SEA_BLOB', readFileSync(blob), { sentinelFuse: SEA_FUSE });
 
 // Proof it stands alone: an empty environment, so no PATH and no node to lean on.
-const shown = execFileSync(exe, ['--version'], { env: {}, encoding: 'utf8' }).trim();
+const shown = execFileSync(partial, ['--version'], { env: {}, encoding: 'utf8' }).trim();
+if (shown === process.version) {
+  say(`${partial.slice(root.length)} runs as plain node (${shown}): the blob was not injected`);
+  process.exit(1);
+}
+renameSync(partial, exe);
 say(`${exe.slice(root.length)} (${mib(exe)}), --version: ${shown}`);
 for (const other of ['linux-x64', 'linux-arm64'].filter((t) => t !== target)) {
   say(`regprune-${other}: not built (it needs a ${other} node binary, and none may be downloaded here)`);
