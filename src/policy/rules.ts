@@ -147,10 +147,12 @@ function filter(rule: PolicyRule, t: TagFacts, now: Date): { selected: boolean; 
     parts.push(`older than ${rule.olderThan.text}`);
   }
   if (rule.before !== undefined) {
+    // As in select.ts: a bare date reads as itself, a cutoff with a time of day keeps it.
+    const before = rule.before.toISOString().replace('T00:00:00.000Z', '');
     if (!(t.pushedAt.getTime() < rule.before.getTime())) {
-      return { selected: false, reason: `kept: pushed ${pushed}, not before ${day(rule.before)}` };
+      return { selected: false, reason: `kept: pushed ${pushed}, not before ${before}` };
     }
-    parts.push(`pushed before ${rule.before.toISOString().replace('T00:00:00.000Z', '')}`);
+    parts.push(`pushed before ${before}`);
   }
   const time = rule.olderThan !== undefined || rule.before !== undefined ? ` (pushed ${pushed})` : '';
   return { selected: true, reason: `${parts.join(', ')}${time}` };

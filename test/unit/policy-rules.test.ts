@@ -166,6 +166,15 @@ describe('rule keys', () => {
       want: { 'r:a': 'remove rule 1: pushed before 2026-11-01 (pushed 2026-10-24)', 'r:b': 'keep rule 1: kept: pushed 2026-11-13, not before 2026-11-01' },
     },
     {
+      name: 'before with a time of day keeps it in both reasons',
+      rule: 'before: "2026-10-24T13:00:00Z"',
+      tags: [['a', 30], ['b', 10]] as const,
+      want: {
+        'r:a': 'remove rule 1: pushed before 2026-10-24T13:00:00.000Z (pushed 2026-10-24)',
+        'r:b': 'keep rule 1: kept: pushed 2026-11-13, not before 2026-10-24T13:00:00.000Z',
+      },
+    },
+    {
       name: 'tags alone (no time)',
       rule: 'tags: ["pr-*"]',
       tags: [['pr-1', 0], ['main', 0]] as const,
