@@ -93,7 +93,10 @@ export async function acquireLock(fs: StorageFs, lay: Layout, host: LockHost): P
     const text = await readText(fs, path);
     if (text === undefined) continue; // released meanwhile: try again
     const owner = parseLock(text);
-    if (owner === undefined || owner.hostname !== host.hostname || host.isAlive(owner.pid) || owner.pid === host.pid) {
+    // Same host and our own pid: that process is gone (we do not hold the lock yet). This is
+    // the usual case in a container, where every run is pid 1: give it a fixed hostname.
+    const gone = owner !== undefined && owner.hostname === host.hostname && (owner.pid === host.pid || !host.isAlive(owner.pid));
+    if (owner === undefined || !gone) {
       throw lockedError(owner, lay.root, path, host);
     }
     // Stale: move it aside, and make sure what moved is the file just read.

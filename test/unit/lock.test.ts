@@ -49,6 +49,13 @@ describe('acquireLock', () => {
     expect(w.vol.readdirSync(`${ROOT}/.regprune`)).toEqual(['lock']);
   });
 
+  test('a lock with our own pid on our host is a dead run (containers: every run is pid 1)', async () => {
+    const w = world();
+    await acquireLock(w.fs, w.lay, host(1));
+    const lock = await acquireLock(w.fs, w.lay, host(1, () => true));
+    expect(lock.tookOver?.pid).toBe(1);
+  });
+
   test('a lock from another host is never taken over (its pid means nothing here)', async () => {
     const w = world();
     await acquireLock(w.fs, w.lay, host(100, () => true, 'reg2'));
