@@ -39,13 +39,10 @@ export function createProgram(deps: CliDeps, done: (code: ExitCode) => void): Co
       outputError: (s, write) => write(s.replace(/^error: /, 'regprune: ')),
     })
     .addHelpText('after', EXAMPLES);
-  program.addCommand(listCommand(deps, done));
-  program.addCommand(pruneCommand(deps, done));
-  program.addCommand(policyCommand(deps, done));
-  program.addCommand(duCommand(deps, done));
-  program.addCommand(checkCommand(deps, done));
-  program.addCommand(gcCommand(deps, done));
-  program.addCommand(restoreCommand(deps, done));
+  const commands = [listCommand, pruneCommand, duCommand, checkCommand, gcCommand, restoreCommand, policyCommand];
+  // addCommand (unlike .command()) does not pass exitOverride and the output
+  // settings down: without them a bad option would exit 1 through process.exit.
+  for (const make of commands) program.addCommand(make(deps, done).copyInheritedSettings(program));
   return program;
 }
 

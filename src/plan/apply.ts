@@ -178,11 +178,14 @@ export async function applyPlan(input: ApplyInput): Promise<ApplyReport> {
     }
   };
 
-  /** Manifests still reachable from the repository's tags as they are on disk now. */
-  const reachableNow = async (repo: RepositoryName, revisions: ReadonlySet<Digest>): Promise<Set<Digest> | string> => {
+  /**
+   * Manifests still reachable from the repository's tags as they are on disk
+   * now, or from the revisions the plan leaves in place.
+   */
+  const reachableNow = async (repo: RepositoryName, revisions: ReadonlySet<Digest>, planned: ReadonlySet<Digest>): Promise<Set<Digest> | string> => {
     const record = await readRepositoryTags(fs, lay, repo);
     if (record.unreadableTags > 0) return `${record.unreadableTags} tag(s) of ${repo} could not be read`;
-    const roots = record.tags.map((t) => t.digest);
+    const roots = [...record.tags.map((t) => t.digest), ...[...revisions].filter((d) => !planned.has(d))];
     await cache.loadClosure([...roots, ...revisions]);
     return keptClosure(roots, repoView(cache, revisions));
   };
@@ -205,7 +208,8 @@ export async function applyPlan(input: ApplyInput): Promise<ApplyReport> {
     } catch (err) {
       return list.map((m) => emitManifest(m, 'failed', `listing revisions of ${repo}: ${message(err)}`));
     }
-    const before = await reachableNow(repo, revisions);
+    const planned = new Set(digests);
+    const before = await reachableNow(repo, revisions, planned);
     if (typeof before === 'string') return list.map((m) => emitManifest(m, 'failed', `${before}; left in place`));
     const out: ManifestOutcome[] = [];
     const taken: Array<{ m: PlannedManifest; d: Digest; trashed: string }> = [];
@@ -225,7 +229,7 @@ export async function applyPlan(input: ApplyInput): Promise<ApplyReport> {
     }
     if (taken.length === 0) return out;
     // A tag pushed onto one of these manifests meanwhile wins: put it back.
-    const after = await reachableNow(repo, revisions);
+    const after = await reachableNow(repo, revisions, planned);
     for (const { m, d, trashed } of taken) {
       if (typeof after === 'string' || after.has(d)) {
         await trash.restore(trashed, lay.revision(repo, d));

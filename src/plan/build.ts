@@ -50,12 +50,16 @@ export function orphanedManifests(
   remaining: readonly Digest[],
   untagged: boolean,
   pending: ReadonlySet<Digest> = new Set(),
-): { kept: Set<Digest>; orphaned: Digest[] } {
+): { kept: Set<Digest>; keptByTags: Set<Digest>; orphaned: Digest[] } {
   const view = repoView(cache, repo.revisions);
-  const kept = keptClosure(remaining, view);
   const candidates = untagged ? repo.revisions : new Set([...keptClosure(allTagDigests, view), ...pending]);
+  // Revisions that are not candidates stay (e.g. an index pinned by digest),
+  // and so does everything they reach: a child of a kept untagged index is kept
+  // even when the tag that also pointed at it goes.
+  const staying = [...repo.revisions].filter((d) => !candidates.has(d));
+  const kept = keptClosure([...remaining, ...staying], view);
   const orphaned = [...candidates].filter((d) => repo.revisions.has(d) && !kept.has(d)).sort();
-  return { kept, orphaned };
+  return { kept, keptByTags: keptClosure(remaining, view), orphaned };
 }
 
 /**
@@ -127,7 +131,7 @@ export async function buildPlan(input: BuildPlanInput): Promise<Plan> {
     const all = record.tags.map((t) => t.digest);
     for (let round = 0; round < 64; round++) {
       const remaining = record.tags.filter((t) => !removeReason.has(tagKey(name, t.tag))).map((t) => t.digest);
-      const { kept, orphaned } = orphanedManifests(cache, repo, all, remaining, untagged, pending.get(name));
+      const { keptByTags, orphaned } = orphanedManifests(cache, repo, all, remaining, untagged, pending.get(name));
       const gone = new Set(orphaned);
       let changed = false;
       for (const t of record.tags) {
@@ -138,7 +142,7 @@ export async function buildPlan(input: BuildPlanInput): Promise<Plan> {
         if (gone.has(subject) && !removeReason.has(key)) {
           removeReason.set(key, `signature of removed ${subject}`);
           changed = true;
-        } else if (kept.has(subject)) {
+        } else if (keptByTags.has(subject)) {
           keepReason.set(key, `kept: signature of kept ${subject}`);
         } else if (!gone.has(subject)) {
           keepReason.set(key, `kept: signature of untagged ${subject}, which stays`);

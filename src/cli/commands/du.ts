@@ -56,7 +56,7 @@ export function duCommand(deps: CliDeps, done: (code: ExitCode) => void): Comman
             ['  exclusive to one repository', humanBytes(u.exclusiveBytes), ''],
             ['  shared between repositories', humanBytes(u.sharedBytes), ''],
             ['  unreferenced (garbage-collect frees it now)', humanBytes(u.unreferenced.bytes), plural(u.unreferenced.blobs, 'blob')],
-            ['uploads (_uploads)', humanBytes(u.uploads.bytes), `${u.uploads.count} (${u.uploads.stale} started over 24h ago: ${humanBytes(u.uploads.staleBytes)})`],
+            ['uploads in progress or abandoned', humanBytes(u.uploads.bytes), `${u.uploads.count} (${u.uploads.stale} started over 24h ago: ${humanBytes(u.uploads.staleBytes)})`],
           ],
           [1],
         ),
