@@ -2,7 +2,6 @@ import { constants } from 'node:fs';
 import { access } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { delimiter, isAbsolute, join } from 'node:path';
-import { execa } from 'execa';
 import type { Argv, ProcessRunner, RunOptions, RunResult } from './process.js';
 
 /** Splits chunks into lines; the remainder is flushed at the end. */
@@ -26,6 +25,8 @@ export function execaRunner(env: Readonly<Record<string, string | undefined>>): 
     hostname: hostname(),
     async run(argv: Argv, options: RunOptions = {}): Promise<RunResult> {
       const [file, ...args] = argv;
+      // Loaded on first use: most runs start no process, and execa costs start-up time.
+      const { execa } = await import('execa');
       const child = execa(file, args, { reject: false, stdin: 'ignore', env: { ...env }, extendEnv: false, stripFinalNewline: false });
       const onLine = options.onLine;
       const out = lineSplitter((l) => onLine?.(l, 'stdout'));
