@@ -28,6 +28,8 @@ export interface StorageFs {
   rename(from: string, to: string): Promise<void>;
   rm(path: string, options: { recursive: boolean; force: boolean }): Promise<void>;
   utimes(path: string, atime: Date, mtime: Date): Promise<void>;
+  /** Only for the root the user gives: symlinks inside the tree are never followed. */
+  realpath(path: string): Promise<string>;
 }
 
 /** Adapts anything shaped like `fs.promises` (node or memfs) to StorageFs. */
@@ -57,5 +59,6 @@ export function storageFs(promises: unknown): StorageFs {
     rename: (from, to) => p.rename(from, to),
     rm: (path, options) => p.rm(path, options),
     utimes: (path, atime, mtime) => p.utimes(path, atime, mtime),
+    realpath: async (path) => String(await p.realpath(path)),
   };
 }

@@ -25,17 +25,24 @@ export async function resolveRoot(fs: StorageFs, dir: string): Promise<Layout> {
         hint ??
         'pass the storage driver rootdirectory with --root: /var/lib/registry in the registry:2/3 images, /var/lib/docker-registry for Debian\'s docker-registry',
     });
+  let real = normalized;
   try {
-    const st = await fs.lstat(normalized);
-    if (!st.isDirectory()) return Promise.reject(notRoot(`${dir} is ${st.isSymbolicLink() ? 'a symbolic link' : 'not a directory'}; pass the directory itself`));
+    let st = await fs.lstat(normalized);
+    if (st.isSymbolicLink()) {
+      // The root the user names may be a symlink (/var/lib/registry -> /data/registry);
+      // it is followed once, here, and nothing below it ever is.
+      real = await fs.realpath(normalized);
+      st = await fs.lstat(real);
+    }
+    if (!st.isDirectory()) return Promise.reject(notRoot(`${dir} is not a directory; pass the directory itself`));
   } catch (err) {
     if (errnoCode(err) === 'ENOENT') throw notRoot(`${dir} does not exist`);
     throw new RegpruneError('NOT_A_ROOT', `${dir}: ${(err as Error).message}`, { cause: err });
   }
-  const direct = layout(normalized);
+  const direct = layout(real);
   if (await isDir(fs, direct.repositories)) return direct;
-  if (normalized.endsWith(`/${V2_SUFFIX}`) && (await isDir(fs, posix.join(normalized, 'repositories')))) {
-    return layout(normalized.slice(0, -(V2_SUFFIX.length + 1)) || '/');
+  if (real.endsWith(`/${V2_SUFFIX}`) && (await isDir(fs, posix.join(real, 'repositories')))) {
+    return layout(real.slice(0, -(V2_SUFFIX.length + 1)) || '/');
   }
   throw notRoot();
 }

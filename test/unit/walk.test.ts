@@ -29,6 +29,7 @@ function recording(fs: StorageFs): { fs: StorageFs; touched: string[] } {
       readFile: rec((p) => fs.readFile(p)),
       writeFile: rec((p, d: string | Uint8Array, o?: { flag?: string; mode?: number }) => fs.writeFile(p, d, o)),
       appendFile: rec((p, d: string) => fs.appendFile(p, d)),
+      realpath: rec((p) => fs.realpath(p)),
       mkdir: rec((p, o: { recursive: true; mode?: number }) => fs.mkdir(p, o)),
       rename: (from, to) => {
         touched.push(from, to);
@@ -222,6 +223,12 @@ describe('resolveRoot', () => {
     expect(lay.trashDir).toBe('/srv/registry/.regprune/trash');
   });
 
+  it('a symlink to the root is followed once, to the real root (/var/lib/registry -> /data/registry)', async () => {
+    const reg = new MemRegistry();
+    reg.vol.symlinkSync('/srv/registry', '/srv/link');
+    expect((await resolveRoot(reg.fs, '/srv/link')).root).toBe('/srv/registry');
+  });
+
   it('a storage root at / itself', async () => {
     const reg = new MemRegistry('/');
     expect((await resolveRoot(reg.fs, '/')).root).toBe('/');
@@ -234,12 +241,12 @@ describe('resolveRoot', () => {
     ['a missing dir', '/nope', '/nope is not a registry storage root (no docker/registry/v2/repositories)', '/nope does not exist'],
     ['/', '/', '/ is not a registry storage root (no docker/registry/v2/repositories)', NOT_A_ROOT_HINT],
     ['the repositories dir', '/srv/registry/docker/registry/v2/repositories', '/srv/registry/docker/registry/v2/repositories is not a registry storage root (no docker/registry/v2/repositories)', NOT_A_ROOT_HINT],
-    ['a symlink to the root', '/srv/link', '/srv/link is not a registry storage root (no docker/registry/v2/repositories)', '/srv/link is a symbolic link; pass the directory itself'],
+    ['a symlink to a file', '/srv/filelink', '/srv/filelink is not a registry storage root (no docker/registry/v2/repositories)', '/srv/filelink is not a directory; pass the directory itself'],
   ];
   it.each(bad)('refuses %s', async (_name, dir, message, hint) => {
     const reg = new MemRegistry();
     reg.write('/srv/file', 'x');
-    reg.vol.symlinkSync('/srv/registry', '/srv/link');
+    reg.vol.symlinkSync('/srv/file', '/srv/filelink');
     const err = await resolveRoot(reg.fs, dir).then(
       () => undefined,
       (e: unknown) => e,
