@@ -166,7 +166,23 @@ export async function readRepositoryTags(
     return { repository: repo, tag, digest: link.digest, pushedAt: new Date(link.mtimeMs) };
   };
 
-  const entries = (await readDir(fs, io, tagsDir, warn)) ?? [];
+  // Tags that cannot be listed are not "no tags": the repository's manifests would look
+  // untagged (and go with --untagged). A symlinked tags dir would be read and removed through.
+  let entries: DirEntry[];
+  try {
+    const st = await io.run(() => fs.lstat(tagsDir));
+    if (st.isSymbolicLink()) {
+      warn({ code: 'symlink', path: tagsDir, message: 'tags directory is a symbolic link; not followed, no tag of the repository selected' });
+      return { name: repo, tags: [], unreadableTags: 1 };
+    }
+    entries = await io.run(() => fs.readdir(tagsDir, { withFileTypes: true }));
+  } catch (err) {
+    if (errnoCode(err) !== 'ENOENT') {
+      warn({ code: 'unreadable', path: tagsDir, message: `cannot list directory: ${(err as Error).message}; no tag of the repository selected` });
+      return { name: repo, tags: [], unreadableTags: 1 };
+    }
+    entries = [];
+  }
   const read = await Promise.all(entries.map(readTag));
   const tags = read.filter((t): t is TagRecord => t !== undefined);
   tags.sort((a, b) => (a.tag < b.tag ? -1 : a.tag > b.tag ? 1 : 0));
