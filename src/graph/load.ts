@@ -4,7 +4,7 @@ import type { Digest, RepositoryName } from '../model/names.js';
 import { isDigest } from '../model/names.js';
 import type { StorageFs } from '../storage/fs.js';
 import type { Layout } from '../storage/paths.js';
-import type { WarningSink } from '../storage/warnings.js';
+import type { WarningCode, WarningSink } from '../storage/warnings.js';
 import { limiter, type Limiter } from '../util/limit.js';
 import { parseManifest, type ManifestRefs } from './manifest.js';
 import type { RepoGraphView } from './reach.js';
@@ -12,7 +12,14 @@ import type { RepoGraphView } from './reach.js';
 /** A manifest blob as read from the blob store. */
 export type ManifestEntry =
   | { readonly ok: true; readonly refs: ManifestRefs; readonly size: number }
-  | { readonly ok: false; readonly problem: string; readonly missing: boolean };
+  | {
+      readonly ok: false;
+      readonly problem: string;
+      readonly missing: boolean;
+      /** What to report and where, when not the default (missing-blob at the revision, bad-manifest at the data). */
+      readonly code?: WarningCode;
+      readonly path?: string;
+    };
 
 export interface RepoManifests {
   readonly repository: RepositoryName;
@@ -61,17 +68,59 @@ export class ManifestCache {
     };
   }
 
+  /** Ancestors of blob dirs (blobs, blobs/sha256, each shard) found to be there, checked once each. */
+  private readonly checkedDirs = new Map<string, Promise<ManifestEntry | undefined>>();
+
+  /**
+   * readFile follows symbolic links anywhere on the path; the manifest would be
+   * read from wherever they point. Refuse instead: a symlink, or an lstat that
+   * fails other than ENOENT, makes the entry not understood.
+   */
+  private async notPlain(path: string, missing: string): Promise<ManifestEntry | undefined> {
+    try {
+      const st = await this.fs.lstat(path);
+      if (st.isSymbolicLink()) return { ok: false, missing: false, code: 'symlink', path, problem: `symbolic link at ${path}; not followed` };
+      return undefined;
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT') return { ok: false, missing: true, problem: missing };
+      return { ok: false, missing: false, code: 'unreadable', path, problem: `cannot stat ${path}: ${(err as Error).message}` };
+    }
+  }
+
+  private checkDir(path: string): Promise<ManifestEntry | undefined> {
+    let p = this.checkedDirs.get(path);
+    if (p === undefined) {
+      p = this.notPlain(path, 'manifest blob is missing');
+      this.checkedDirs.set(path, p);
+      // A shard that is not there yet may be made by a push during the run: look again next time.
+      void p.then((e) => {
+        if (e !== undefined && !e.ok && e.missing) this.checkedDirs.delete(path);
+      });
+    }
+    return p;
+  }
+
   load(digest: Digest): Promise<ManifestEntry> {
     const cached = this.entries.get(digest);
     if (cached !== undefined) return cached;
     const path = this.lay.blobData(digest);
+    const blobDir = posix.dirname(path);
+    const shard = posix.dirname(blobDir);
     const p = this.io.run(async (): Promise<ManifestEntry> => {
       let bytes: Uint8Array;
       try {
+        for (const dir of [posix.dirname(posix.dirname(shard)), posix.dirname(shard), shard]) {
+          const bad = await this.checkDir(dir);
+          if (bad !== undefined) return bad;
+        }
+        const bad = (await this.notPlain(blobDir, 'manifest blob is missing')) ?? (await this.notPlain(path, 'manifest blob is missing'));
+        if (bad !== undefined) return bad;
         bytes = await this.fs.readFile(path);
       } catch (err) {
         const missing = errnoCode(err) === 'ENOENT';
-        return { ok: false, missing, problem: missing ? 'manifest blob is missing' : `cannot read manifest blob: ${(err as Error).message}` };
+        return missing
+          ? { ok: false, missing, problem: 'manifest blob is missing' }
+          : { ok: false, missing, code: 'unreadable', path, problem: `cannot read manifest blob: ${(err as Error).message}` };
       } finally {
         this.onRead?.();
       }
@@ -122,7 +171,23 @@ async function listDir(fs: StorageFs, io: Limiter, path: string, warn: WarningSi
 }
 
 /** Lists `<dir>/<hex>` entries as digests; anything else is reported. */
-async function listDigestDirs(fs: StorageFs, io: Limiter, dir: string, warn: WarningSink): Promise<{ digests: Digest[]; problem?: string }> {
+async function listDigestDirs(
+  fs: StorageFs,
+  io: Limiter,
+  dir: string,
+  warn: WarningSink,
+  /** Directories on the way to `dir` (and `dir`) that must not be symbolic links: listing would follow them. */
+  plain: readonly string[] = [],
+): Promise<{ digests: Digest[]; problem?: string }> {
+  for (const p of plain) {
+    try {
+      if (!(await io.run(() => fs.lstat(p))).isSymbolicLink()) continue;
+    } catch {
+      continue; // ENOENT and the like: listDir below says what it is
+    }
+    warn({ code: 'symlink', path: p, message: 'symbolic link; not followed, no manifest of the repository removed' });
+    return { digests: [], problem: `symbolic link at ${p}` };
+  }
   const entries = await listDir(fs, io, dir, warn);
   if (entries === undefined) return { digests: [], problem: `cannot list ${dir}` };
   const digests: Digest[] = [];
@@ -195,7 +260,8 @@ export async function loadRepoManifests(
   const warned = new Set<Digest>();
   await Promise.all(
     [...repositories].map(async ([repository, tagDigests]) => {
-      const listed = await listDigestDirs(fs, io, lay.revisions(repository), warn);
+      const revisionsDir = lay.revisions(repository);
+      const listed = await listDigestDirs(fs, io, revisionsDir, warn, [posix.dirname(revisionsDir), revisionsDir]);
       const revisions = new Set(listed.digests);
       await cache.loadClosure([...revisions, ...tagDigests]);
       let opaque = listed.problem;
@@ -206,8 +272,8 @@ export async function loadRepoManifests(
         if (!warned.has(d)) {
           warned.add(d);
           warn({
-            code: e.missing ? 'missing-blob' : 'bad-manifest',
-            path: e.missing ? lay.revision(repository, d) : lay.blobData(d),
+            code: e.code ?? (e.missing ? 'missing-blob' : 'bad-manifest'),
+            path: e.path ?? (e.missing ? lay.revision(repository, d) : lay.blobData(d)),
             message: `${e.problem}; kept, with everything in ${repository} it might reference`,
           });
         }
