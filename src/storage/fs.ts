@@ -32,11 +32,21 @@ export interface StorageFs {
   realpath(path: string): Promise<string>;
 }
 
+/**
+ * A Date becomes float seconds on its way to the kernel, and 46.816 s can be
+ * stored as 46.815999 s, which reads back a millisecond early. Half a
+ * microsecond more lands on the intended millisecond.
+ */
+function exactSeconds(d: Date): number {
+  return d.getTime() / 1000 + 5e-7;
+}
+
 /** Adapts anything shaped like `fs.promises` (node or memfs) to StorageFs. */
 export function storageFs(promises: unknown): StorageFs {
   const p = promises as {
     readdir(path: string, options: { withFileTypes: true }): Promise<Array<{ name: string | Uint8Array } & Omit<DirEntry, 'name'>>>;
-  } & Omit<StorageFs, 'readdir'>;
+    utimes(path: string, atime: number, mtime: number): Promise<void>;
+  } & Omit<StorageFs, 'readdir' | 'utimes'>;
   return {
     readdir: async (path, options) => {
       const entries = await p.readdir(path, options);
@@ -58,7 +68,7 @@ export function storageFs(promises: unknown): StorageFs {
     mkdir: (path, options) => p.mkdir(path, options),
     rename: (from, to) => p.rename(from, to),
     rm: (path, options) => p.rm(path, options),
-    utimes: (path, atime, mtime) => p.utimes(path, atime, mtime),
+    utimes: (path, atime, mtime) => p.utimes(path, exactSeconds(atime), exactSeconds(mtime)),
     realpath: async (path) => String(await p.realpath(path)),
   };
 }
