@@ -300,6 +300,20 @@ describe('pushes while prune applies its plan', () => {
       const removed = new Set(out.tags.map((t) => t.tag));
       for (const tag of gone) expect(removed.has(tag), tag).toBe(true);
 
+      // A second run, with no pushes, finishes what the first left (manifests it could not re-check
+      // while a tag was mid-push stay in its journal) and removes nothing anyone pushed.
+      const refused = new Set(ops.filter((o) => o.error !== undefined).map((o) => o.tag));
+      const failedManifests = new Set(out.notRemoved.manifests.filter((m) => m.result === 'failed').map((m) => m.digest));
+      const second = await runRegprune(['prune', '--older-than', '30d', '--yes', '--json', '--quiet', '--root', root]);
+      expect(second.exitCode, second.stderr).toBe(0);
+      const out2 = JSON.parse(second.stdout) as PruneJson;
+      for (const t of out2.tags) expect(refused.has(t.tag), `second run removed ${t.tag}\n${context()}`).toBe(true);
+      const refusedDigests = new Set(ops.filter((o) => o.error !== undefined).flatMap((o) => digestsOf(content.get(o.tag) as Content)));
+      for (const m of out2.manifests) {
+        expect(failedManifests.has(m.digest) || refusedDigests.has(m.digest as Digest), `second run unlinked ${m.digest}\n${context()}`).toBe(true);
+      }
+      expect(out2.notRemoved ?? { tags: [], manifests: [] }).toEqual({ tags: [], manifests: [] });
+
       await reg.stop();
       const gc = await runGarbageCollect(reg.configPath);
       expect(gc.exitCode, gc.stderr).toBe(0);
@@ -315,7 +329,8 @@ describe('pushes while prune applies its plan', () => {
       totals.changedManifests += out.notRemoved.manifests.filter((m) => m.result === 'changed').length;
       console.log(
         `concurrent seed ${seed}: exit ${result.exitCode}, ${ops.length} pushes (${duringApply} overlapping apply, ${ops.length - ok.length} refused), ` +
-          `run ${ended - started} ms (apply from +${(applyAt ?? ended) - started} ms); results ${JSON.stringify(out.results)}; warnings ${out.warnings.length}`,
+          `run ${ended - started} ms (apply from +${(applyAt ?? ended) - started} ms); results ${JSON.stringify(out.results)}; warnings ${out.warnings.length}; ` +
+          `second run unlinked ${out2.manifests.length}`,
       );
     },
     240_000,
