@@ -58,7 +58,7 @@ export class Rng {
 
 /** A stable 32-bit seed for a sub-stream (e.g. one repository), so work can be split across threads. */
 export function subSeed(seed: number, ...parts: number[]): number {
-  let h = 0x811c9dc5 ^ (seed >>> 0);
+  let h = 0x811c9dc5;
   for (const p of [seed, ...parts]) {
     h = Math.imul(h ^ (p >>> 0), 0x01000193) >>> 0;
     h = Math.imul(h ^ (h >>> 13), 0x5bd1e995) >>> 0;
