@@ -1,4 +1,4 @@
-import * as fsp from 'node:fs/promises';
+import * as nodeFs from 'node:fs';
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline/promises';
 import { execaRunner } from '../gc/execa-runner.js';
@@ -48,7 +48,7 @@ async function confirm(question: string): Promise<boolean> {
 // No top-level await: the standalone executable runs this file bundled as CommonJS, the only
 // kind of main script Node 20's single executable applications accept.
 void runCli(process.argv.slice(2), {
-  fs: storageFs(fsp),
+  fs: storageFs(nodeFs),
   now: () => new Date(),
   env: process.env,
   cwd: process.cwd(),

@@ -41,16 +41,33 @@ function exactSeconds(d: Date): number {
   return d.getTime() / 1000 + 5e-7;
 }
 
-/** Adapts anything shaped like `fs.promises` (node or memfs) to StorageFs. */
-export function storageFs(promises: unknown): StorageFs {
-  const p = promises as {
-    readdir(path: string, options: { withFileTypes: true }): Promise<Array<{ name: string | Uint8Array } & Omit<DirEntry, 'name'>>>;
-    utimes(path: string, atime: number, mtime: number): Promise<void>;
-  } & Omit<StorageFs, 'readdir' | 'utimes'>;
+interface SyncFs {
+  readdirSync(path: string, options: { withFileTypes: true }): Array<{ name: string | Uint8Array } & Omit<DirEntry, 'name'>>;
+  lstatSync(path: string): FileStats;
+  readFileSync(path: string): Uint8Array;
+  writeFileSync(path: string, data: string | Uint8Array, options?: { flag?: string; mode?: number }): void;
+  appendFileSync(path: string, data: string): void;
+  mkdirSync(path: string, options: { recursive: true; mode?: number }): string | undefined;
+  renameSync(from: string, to: string): void;
+  rmSync(path: string, options: { recursive: boolean; force: boolean }): void;
+  utimesSync(path: string, atime: number, mtime: number): void;
+  realpathSync(path: string): string | Uint8Array;
+}
+
+/**
+ * Adapts a synchronous fs module (`node:fs`, or memfs's) to StorageFs.
+ *
+ * The calls are synchronous on purpose: a prune reads a few small files per
+ * tag, and at 100k tags the promise API's per-call cost (a thread-pool round
+ * trip per step; four for a readFile) was most of the run time, where a
+ * direct system call costs microseconds. The interface stays async, so a
+ * different backend could overlap I/O.
+ */
+export function storageFs(fsModule: unknown): StorageFs {
+  const f = fsModule as SyncFs;
   return {
-    readdir: async (path, options) => {
-      const entries = await p.readdir(path, options);
-      return entries.map((e) =>
+    readdir: async (path, options) =>
+      f.readdirSync(path, options).map((e) =>
         typeof e.name === 'string'
           ? (e as DirEntry)
           : {
@@ -59,16 +76,15 @@ export function storageFs(promises: unknown): StorageFs {
               isFile: () => e.isFile(),
               isSymbolicLink: () => e.isSymbolicLink(),
             },
-      );
-    },
-    lstat: (path) => p.lstat(path),
-    readFile: (path) => p.readFile(path),
-    writeFile: (path, data, options) => p.writeFile(path, data, options),
-    appendFile: (path, data) => p.appendFile(path, data),
-    mkdir: (path, options) => p.mkdir(path, options),
-    rename: (from, to) => p.rename(from, to),
-    rm: (path, options) => p.rm(path, options),
-    utimes: (path, atime, mtime) => p.utimes(path, exactSeconds(atime), exactSeconds(mtime)),
-    realpath: async (path) => String(await p.realpath(path)),
+      ),
+    lstat: async (path) => f.lstatSync(path),
+    readFile: async (path) => f.readFileSync(path),
+    writeFile: async (path, data, options) => f.writeFileSync(path, data, options),
+    appendFile: async (path, data) => f.appendFileSync(path, data),
+    mkdir: async (path, options) => f.mkdirSync(path, options),
+    rename: async (from, to) => f.renameSync(from, to),
+    rm: async (path, options) => f.rmSync(path, options),
+    utimes: async (path, atime, mtime) => f.utimesSync(path, exactSeconds(atime), exactSeconds(mtime)),
+    realpath: async (path) => String(f.realpathSync(path)),
   };
 }

@@ -8,11 +8,20 @@ export interface Limiter {
 
 export function limiter(concurrency: number): Limiter {
   let active = 0;
-  const queue: Array<() => void> = [];
+  // A head index, not queue.shift(): shift is O(n) on a large array, and a
+  // walk queues a task per tag.
+  let queue: Array<(() => void) | undefined> = [];
+  let head = 0;
   const next = () => {
     active--;
-    const start = queue.shift();
-    if (start !== undefined) start();
+    const start = queue[head];
+    if (start === undefined) return;
+    queue[head++] = undefined;
+    if (head > 1024 && head * 2 > queue.length) {
+      queue = queue.slice(head);
+      head = 0;
+    }
+    start();
   };
   return {
     run<T>(task: () => Promise<T>): Promise<T> {

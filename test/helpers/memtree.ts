@@ -15,7 +15,7 @@ export class MemRegistry {
   readonly fs: StorageFs;
   readonly lay: Layout;
   constructor(readonly root = '/srv/registry') {
-    this.fs = storageFs(createFsFromVolume(this.vol).promises);
+    this.fs = storageFs(createFsFromVolume(this.vol));
     this.lay = layout(root);
     this.vol.mkdirSync(this.lay.repositories, { recursive: true });
     this.vol.mkdirSync(this.lay.blobShards(), { recursive: true });

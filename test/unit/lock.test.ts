@@ -11,7 +11,7 @@ const now = new Date('2026-11-23T03:00:00.000Z');
 function world() {
   const vol = new Volume();
   vol.mkdirSync(`${ROOT}/docker/registry/v2/repositories`, { recursive: true });
-  return { vol, fs: storageFs(createFsFromVolume(vol).promises), lay: layout(ROOT) };
+  return { vol, fs: storageFs(createFsFromVolume(vol)), lay: layout(ROOT) };
 }
 
 const host = (pid: number, alive: (pid: number) => boolean = () => true, hostname = 'reg1'): LockHost => ({ pid, hostname, now, isAlive: alive });
