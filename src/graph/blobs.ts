@@ -47,12 +47,16 @@ export async function walkBlobStore(fs: StorageFs, lay: Layout, warn: WarningSin
     }
   };
   const shards = await list(shardsDir);
-  await Promise.all(
-    shards.map(async (shard) => {
+  await mapLimit(
+    shards,
+    4,
+    async (shard) => {
       if (!shard.isDirectory()) return;
       const entries = await list(posix.join(shardsDir, shard.name));
-      await Promise.all(
-        entries.map(async (e) => {
+      await mapLimit(
+        entries,
+        16,
+        async (e) => {
           const d = `sha256:${e.name}`;
           const dir = posix.join(shardsDir, shard.name, e.name);
           if (e.isSymbolicLink()) {
@@ -68,9 +72,9 @@ export async function walkBlobStore(fs: StorageFs, lay: Layout, warn: WarningSin
             if (errnoCode(err) === 'ENOENT') warn({ code: 'missing-blob', path: dir, message: 'blob directory without data' });
             else warn({ code: 'unreadable', path: dir, message: (err as Error).message });
           }
-        }),
+        },
       );
-    }),
+    },
   );
   return out;
 }

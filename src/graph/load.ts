@@ -5,7 +5,7 @@ import { isDigest } from '../model/names.js';
 import type { StorageFs } from '../storage/fs.js';
 import type { Layout } from '../storage/paths.js';
 import type { WarningCode, WarningSink } from '../storage/warnings.js';
-import { limiter, type Limiter } from '../util/limit.js';
+import { limiter, mapLimit, type Limiter } from '../util/limit.js';
 import { parseManifest, type ManifestRefs } from './manifest.js';
 import type { RepoGraphView } from './reach.js';
 
@@ -101,6 +101,8 @@ export class ManifestCache {
   }
 
   load(digest: Digest): Promise<ManifestEntry> {
+    const done = this.done.get(digest);
+    if (done !== undefined) return Promise.resolve(done);
     const cached = this.entries.get(digest);
     if (cached !== undefined) return cached;
     const path = this.lay.blobData(digest);
@@ -129,6 +131,8 @@ export class ManifestCache {
     });
     const tracked = p.then((e) => {
       this.done.set(digest, e);
+      // Only in-flight loads are kept as promises; done ones live in `done`.
+      this.entries.delete(digest);
       return e;
     });
     this.entries.set(this.intern(digest), tracked);
@@ -153,7 +157,7 @@ export class ManifestCache {
       const next: Digest[] = [];
       const batch = frontier.filter((d) => !seen.has(d));
       for (const d of batch) seen.add(d);
-      const loaded = await Promise.all(batch.map((d) => this.load(d)));
+      const loaded = await mapLimit(batch, 16, (d) => this.load(d));
       for (const e of loaded) if (e.ok) next.push(...e.refs.children);
       frontier = next;
     }
@@ -258,8 +262,10 @@ export async function loadRepoManifests(
     });
   const repos = new Map<RepositoryName, RepoManifests>();
   const warned = new Set<Digest>();
-  await Promise.all(
-    [...repositories].map(async ([repository, tagDigests]) => {
+  await mapLimit(
+    [...repositories],
+    4,
+    async ([repository, tagDigests]) => {
       const revisionsDir = lay.revisions(repository);
       const listed = await listDigestDirs(fs, io, revisionsDir, warn, [posix.dirname(revisionsDir), revisionsDir]);
       const revisions = new Set(listed.digests);
@@ -281,7 +287,7 @@ export async function loadRepoManifests(
       let linkedLayers: Digest[] = [];
       if (opaque !== undefined) linkedLayers = (await listDigestDirs(fs, io, lay.layers(repository), warn)).digests;
       repos.set(repository, { repository, revisions, opaque, linkedLayers });
-    }),
+    },
   );
   options.onProgress?.({ manifests: read });
   return { repos, cache };

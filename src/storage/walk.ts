@@ -2,7 +2,7 @@ import { posix } from 'node:path';
 import { errnoCode } from '../model/errors.js';
 import type { Digest, RepositoryName, TagName } from '../model/names.js';
 import { isTagName, repositoryNameProblem } from '../model/names.js';
-import { limiter, type Limiter } from '../util/limit.js';
+import { limiter, mapLimit, type Limiter } from '../util/limit.js';
 import type { DirEntry, StorageFs } from './fs.js';
 import { readLink } from './links.js';
 import { MANIFESTS, isRepositoryMarker, isReservedRepoChild, type Layout } from './paths.js';
@@ -33,6 +33,8 @@ export interface WalkOptions {
 }
 
 export const DEFAULT_CONCURRENCY = 64;
+/** Directories (and repositories) walked at once; each reads its tags with 4x as many. */
+const WORKERS = 4;
 
 async function readDir(
   fs: StorageFs,
@@ -73,7 +75,9 @@ export async function walkRepositories(fs: StorageFs, lay: Layout, options: Walk
   const visit = async (dir: string, name: string): Promise<void> => {
     const entries = await readDir(fs, io, dir, warn);
     if (entries === undefined) return;
-    const children: Promise<void>[] = [];
+    // Tasks, run by a few workers: starting them all at once would queue a
+    // closure per tag of the whole tree (hundreds of MB at 100k tags).
+    const children: Array<() => Promise<void>> = [];
     let isRepository = false;
     for (const entry of entries) {
       if (isRepositoryMarker(entry.name) && name !== '') {
@@ -90,7 +94,7 @@ export async function walkRepositories(fs: StorageFs, lay: Layout, options: Walk
         continue;
       }
       if (!entry.isDirectory()) continue;
-      children.push(visit(path, name === '' ? entry.name : `${name}/${entry.name}`));
+      children.push(() => visit(path, name === '' ? entry.name : `${name}/${entry.name}`));
     }
     if (isRepository) {
       const problem = repositoryNameProblem(name);
@@ -100,14 +104,14 @@ export async function walkRepositories(fs: StorageFs, lay: Layout, options: Walk
         const repo = name as RepositoryName;
         if (options.includeRepository === undefined || options.includeRepository(repo)) {
           const manifests = entries.find((e) => e.name === MANIFESTS);
-          if (manifests?.isDirectory() === true) children.push(readRepository(repo));
+          if (manifests?.isDirectory() === true) children.push(() => readRepository(repo));
           // A symlinked _manifests (warned above) hides the tags: say they could not be
           // read, so the plan treats the repository as not understood rather than untagged.
           else found.push({ name: repo, tags: [], unreadableTags: manifests === undefined ? 0 : 1 });
         }
       }
     }
-    await Promise.all(children);
+    await mapLimit(children, WORKERS, (task) => task());
   };
 
   await visit(lay.repositories, '');
@@ -183,7 +187,7 @@ export async function readRepositoryTags(
     }
     entries = [];
   }
-  const read = await Promise.all(entries.map(readTag));
+  const read = await mapLimit(entries, WORKERS * 4, readTag);
   const tags = read.filter((t): t is TagRecord => t !== undefined);
   tags.sort((a, b) => (a.tag < b.tag ? -1 : a.tag > b.tag ? 1 : 0));
   return { name: repo, tags, unreadableTags: read.length - tags.length };
