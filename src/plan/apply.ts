@@ -7,6 +7,7 @@ import { parseDigest, parseRepositoryName, parseTagName } from '../model/names.j
 import type { StorageFs } from '../storage/fs.js';
 import { clearJournal, writeJournal } from '../storage/journal.js';
 import { readLink } from '../storage/links.js';
+import { symlinkOnPath } from '../storage/nofollow.js';
 import type { Layout } from '../storage/paths.js';
 import { readRepositoryTags } from '../storage/walk.js';
 import { limiter, mapLimit } from '../util/limit.js';
@@ -144,6 +145,8 @@ export async function applyPlan(input: ApplyInput): Promise<ApplyReport> {
     }
     const dir = lay.tag(repo, tag);
     try {
+      const linked = await symlinkOnPath(fs, lay, lay.tagCurrentDir(repo, tag));
+      if (linked !== undefined) return emitTag(t, 'failed', `${linked} is a symbolic link; not followed, left in place`);
       const link = await readLink(fs, lay.tagCurrentLink(repo, tag));
       if (!link.ok) {
         if (link.warning.code === 'missing-link') {
@@ -183,11 +186,25 @@ export async function applyPlan(input: ApplyInput): Promise<ApplyReport> {
    * now, or from the revisions the plan leaves in place.
    */
   const reachableNow = async (repo: RepositoryName, revisions: ReadonlySet<Digest>, planned: ReadonlySet<Digest>): Promise<Set<Digest> | string> => {
-    const record = await readRepositoryTags(fs, lay, repo);
+    let record = await readRepositoryTags(fs, lay, repo);
+    // A push truncates current/link and then writes it: a link caught empty in
+    // between is usually whole a moment later.
+    for (let attempt = 0; record.unreadableTags > 0 && attempt < 5; attempt++) {
+      await new Promise((resolve) => setTimeout(resolve, 20 * (attempt + 1)));
+      record = await readRepositoryTags(fs, lay, repo);
+    }
     if (record.unreadableTags > 0) return `${record.unreadableTags} tag(s) of ${repo} could not be read`;
     const roots = [...record.tags.map((t) => t.digest), ...[...revisions].filter((d) => !planned.has(d))];
     await cache.loadClosure([...roots, ...revisions]);
     return keptClosure(roots, repoView(cache, revisions));
+  };
+
+  const mtimeOf = async (path: string): Promise<number | undefined> => {
+    try {
+      return (await fs.lstat(path)).mtimeMs;
+    } catch {
+      return undefined;
+    }
   };
 
   const removeManifests = async (repoName: string, list: readonly PlannedManifest[]): Promise<ManifestOutcome[]> => {
@@ -212,7 +229,7 @@ export async function applyPlan(input: ApplyInput): Promise<ApplyReport> {
     const before = await reachableNow(repo, revisions, planned);
     if (typeof before === 'string') return list.map((m) => emitManifest(m, 'failed', `${before}; left in place`));
     const out: ManifestOutcome[] = [];
-    const taken: Array<{ m: PlannedManifest; d: Digest; trashed: string }> = [];
+    const taken: Array<{ m: PlannedManifest; d: Digest; trashed: string; linkMtime: number | undefined }> = [];
     for (const [i, m] of list.entries()) {
       const d = digests[i] as Digest;
       if (before.has(d)) {
@@ -220,9 +237,15 @@ export async function applyPlan(input: ApplyInput): Promise<ApplyReport> {
         continue;
       }
       try {
+        const linked = await symlinkOnPath(fs, lay, lay.revision(repo, d));
+        if (linked !== undefined) {
+          out.push(emitManifest(m, 'failed', `${linked} is a symbolic link; not followed, left in place`));
+          continue;
+        }
+        const linkMtime = await mtimeOf(lay.revisionLink(repo, d));
         const trashed = await trash.take(lay.revision(repo, d));
         if (trashed === undefined) out.push(emitManifest(m, 'missing'));
-        else taken.push({ m, d, trashed });
+        else taken.push({ m, d, trashed, linkMtime });
       } catch (err) {
         out.push(emitManifest(m, 'failed', `removing ${lay.revision(repo, d)}: ${message(err)}`));
       }
@@ -230,7 +253,16 @@ export async function applyPlan(input: ApplyInput): Promise<ApplyReport> {
     if (taken.length === 0) return out;
     // A tag pushed onto one of these manifests meanwhile wins: put it back.
     const after = await reachableNow(repo, revisions, planned);
-    for (const { m, d, trashed } of taken) {
+    for (const { m, d, trashed, linkMtime } of taken) {
+      // The registry's manifest PUT writes the revision link first and the tag
+      // after: a link rewritten between our look and the rename is a push in
+      // flight whose tag may not be written yet. It wins.
+      const rewritten = trashed !== '' && (await mtimeOf(`${trashed}/link`)) !== linkMtime;
+      if (rewritten && typeof after !== 'string' && !after.has(d)) {
+        await trash.restore(trashed, lay.revision(repo, d));
+        out.push(emitManifest(m, 'changed', 'pushed again during removal; put back'));
+        continue;
+      }
       if (typeof after === 'string' || after.has(d)) {
         await trash.restore(trashed, lay.revision(repo, d));
         const why = typeof after === 'string' ? `${after}; put back` : 'a tag was pushed onto it during removal; put back';
