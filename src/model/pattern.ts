@@ -12,18 +12,26 @@ function escapeRegex(ch: string): string {
 }
 
 /**
- * Glob for a single tag: `*` any run, `?` one character, `[abc]` a class,
- * `{a,b}` alternatives. Tags have no `/`, so `**` means the same as `*`.
+ * Translates a glob to a regular expression source: `?` one character,
+ * `[abc]` / `[!abc]` a class, `{a,b}` alternatives. For tags (no `/`), `*`
+ * and `**` are any run. For repository names (`paths`), `*` and `?` stay
+ * within one path component, `**` crosses them, and `**` + `/` matches zero
+ * or more whole components.
  */
-function tagGlobSource(glob: string, what: string): string {
+function globSource(glob: string, what: string, paths: boolean): string {
+  const one = paths ? '[^/]' : '.';
   let out = '';
   let braces = 0;
   for (let i = 0; i < glob.length; i++) {
     const ch = glob[i] as string;
-    if (ch === '*') {
+    if (ch === '*' && glob[i + 1] === '*') {
       while (glob[i + 1] === '*') i++;
-      out += '.*';
-    } else if (ch === '?') out += '.';
+      if (paths && glob[i + 1] === '/') {
+        i++;
+        out += '(?:[^/]+/)*';
+      } else out += '.*';
+    } else if (ch === '*') out += `${one}*`;
+    else if (ch === '?') out += one;
     else if (ch === '[') {
       const end = glob.indexOf(']', i + 1);
       if (end < 0) throw new UsageError(`${what} ${JSON.stringify(glob)}: unclosed '['`);
@@ -56,7 +64,7 @@ export function parseTagPattern(text: string, what = '--tag'): TagPattern {
     }
     return { text, kind: 'regex', test: (v) => regex.test(v) };
   }
-  const regex = new RegExp(`^${tagGlobSource(text, what)}$`);
+  const regex = new RegExp(`^${globSource(text, what, false)}$`);
   return { text, kind: 'glob', test: (v) => regex.test(v) };
 }
 
@@ -71,36 +79,6 @@ export function parseRepoGlob(text: string, what = '--repo'): RepoGlob {
   if (/[^a-z0-9._\-/*?:{},[\]!]/.test(text)) {
     throw new UsageError(`${what} ${JSON.stringify(text)}: repository names are lowercase; unexpected character in pattern`);
   }
-  let out = '';
-  let braces = 0;
-  for (let i = 0; i < text.length; i++) {
-    const ch = text[i] as string;
-    if (ch === '*' && text[i + 1] === '*') {
-      i++;
-      if (text[i + 1] === '/') {
-        // `**/` matches zero or more whole components.
-        i++;
-        out += '(?:[^/]+/)*';
-      } else out += '.*';
-    } else if (ch === '*') out += '[^/]*';
-    else if (ch === '?') out += '[^/]';
-    else if (ch === '[') {
-      const end = text.indexOf(']', i + 1);
-      if (end < 0) throw new UsageError(`${what} ${JSON.stringify(text)}: unclosed '['`);
-      let body = text.slice(i + 1, end);
-      if (body.startsWith('!')) body = `^${body.slice(1)}`;
-      out += `[${body}]`;
-      i = end;
-    } else if (ch === '{') {
-      braces++;
-      out += '(?:';
-    } else if (ch === '}' && braces > 0) {
-      braces--;
-      out += ')';
-    } else if (ch === ',' && braces > 0) out += '|';
-    else out += escapeRegex(ch);
-  }
-  if (braces > 0) throw new UsageError(`${what} ${JSON.stringify(text)}: unclosed '{'`);
-  const regex = new RegExp(`^${out}$`);
+  const regex = new RegExp(`^${globSource(text, what, true)}$`);
   return { text, test: (v) => regex.test(v) };
 }
