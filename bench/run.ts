@@ -347,6 +347,8 @@ async function runApply(ctx: Context, results: Result[]): Promise<Record<string,
       }
       if (run === ctx.opts.applyRuns || r.failed !== undefined) left[r.command.id] = oldTagsLeft(copy);
     }
+    // The last copies go with the workdir, after the results are out (or stay, with --keep).
+    if (run === ctx.opts.applyRuns) break;
     const cleaning = performance.now();
     for (const copy of copies.values()) rmSync(copy, { recursive: true, force: true });
     log(`  run ${run}/${ctx.opts.applyRuns} copies removed in ${((performance.now() - cleaning) / 1000).toFixed(0)} s (not timed)`);
