@@ -7,16 +7,21 @@ import { DATA, type Layout } from '../storage/paths.js';
 import type { WarningSink } from '../storage/warnings.js';
 import { limiter, mapLimit } from '../util/limit.js';
 
-/** Sizes of the `data` files of `digests`; a blob whose data is absent maps to undefined. */
-export async function blobSizes(
+/**
+ * The total size of the `data` files of `digests`, taken one at a time from
+ * the iterable (no list of them is built); a blob whose data is absent is not
+ * counted.
+ */
+export async function totalBlobSizes(
   fs: StorageFs,
   lay: Layout,
   digests: Iterable<Digest>,
   known: (d: Digest) => number | undefined = () => undefined,
-  concurrency = 64,
-): Promise<Map<Digest, number | undefined>> {
-  const list = [...digests];
-  const sizes = await mapLimit(list, concurrency, async (d) => {
+  concurrency = 16,
+): Promise<{ bytes: number; blobs: number; looked: number }> {
+  const it = digests[Symbol.iterator]();
+  const total = { bytes: 0, blobs: 0, looked: 0 };
+  const sizeOf = async (d: Digest): Promise<number | undefined> => {
     const k = known(d);
     if (k !== undefined) return k;
     try {
@@ -26,8 +31,18 @@ export async function blobSizes(
       if (errnoCode(err) === 'ENOENT') return undefined;
       throw err;
     }
-  });
-  return new Map(list.map((d, i) => [d, sizes[i]]));
+  };
+  const worker = async () => {
+    for (let next = it.next(); next.done !== true; next = it.next()) {
+      total.looked++;
+      const size = await sizeOf(next.value);
+      if (size === undefined) continue;
+      total.bytes += size;
+      total.blobs++;
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  return total;
 }
 
 /**

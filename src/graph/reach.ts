@@ -3,8 +3,8 @@ import type { ManifestRefs } from './manifest.js';
 
 /** What reachability needs to know about one repository's manifests. */
 export interface RepoGraphView {
-  /** Parsed manifests by digest (those that could be read and understood). */
-  refs(digest: Digest): ManifestRefs | undefined;
+  /** Child manifests of an index (none for anything else, or for what could not be read). */
+  children(digest: Digest): readonly Digest[];
   /** Manifests of this repository whose `subject` is `digest`. */
   referrers(digest: Digest): readonly Digest[];
 }
@@ -21,8 +21,7 @@ export function keptClosure(roots: Iterable<Digest>, view: RepoGraphView): Set<D
     const d = stack.pop() as Digest;
     if (kept.has(d)) continue;
     kept.add(d);
-    const refs = view.refs(d);
-    if (refs !== undefined) for (const c of refs.children) if (!kept.has(c)) stack.push(c);
+    for (const c of view.children(d)) if (!kept.has(c)) stack.push(c);
     for (const r of view.referrers(d)) if (!kept.has(r)) stack.push(r);
   }
   return kept;

@@ -1,7 +1,9 @@
-import { blobSizes } from '../graph/blobs.js';
-import { loadRepoManifests, repoView, type ManifestCache, type RepoManifests } from '../graph/load.js';
+import { totalBlobSizes } from '../graph/blobs.js';
+import { DigestMarks } from '../graph/digest-table.js';
+import { ManifestCache, loadRepoManifests, repoView, type RepoManifests } from '../graph/load.js';
+import { limiter } from '../util/limit.js';
 import { signatureSubject } from '../graph/manifest.js';
-import { keptClosure, markBlobs } from '../graph/reach.js';
+import { keptClosure } from '../graph/reach.js';
 import type { Digest, RepositoryName } from '../model/names.js';
 import { formatTagRef } from '../model/names.js';
 import type { Selection, TagDecision, TagFacts } from '../policy/select.js';
@@ -32,7 +34,24 @@ export interface BuildPlanInput {
   readonly cache?: ManifestCache;
 }
 
-const tagKey = (repository: string, tag: string) => `${repository}:${tag}`;
+/** Values by repository, then tag (or digest): no "repository:tag" key string per tag (100k of them at scale). */
+class ByRepository<V> {
+  private readonly byRepository = new Map<string, Map<string, V>>();
+  get(repository: string, key: string): V | undefined {
+    return this.byRepository.get(repository)?.get(key);
+  }
+  has(repository: string, key: string): boolean {
+    return this.byRepository.get(repository)?.has(key) ?? false;
+  }
+  set(repository: string, key: string, value: V): void {
+    let inner = this.byRepository.get(repository);
+    if (inner === undefined) {
+      inner = new Map();
+      this.byRepository.set(repository, inner);
+    }
+    inner.set(key, value);
+  }
+}
 
 function planned(t: TagFacts, reason: string): PlannedTag {
   return { repository: t.repository, tag: t.tag, digest: t.digest, pushedAt: t.pushedAt.toISOString(), reason };
@@ -50,7 +69,7 @@ export function orphanedManifests(
   remaining: readonly Digest[],
   untagged: boolean,
   pending: ReadonlySet<Digest> = new Set(),
-): { kept: Set<Digest>; keptByTags: Set<Digest>; orphaned: Digest[] } {
+): { kept: Set<Digest>; keptByRepositorys: Set<Digest>; orphaned: Digest[] } {
   const view = repoView(cache, repo.revisions);
   const candidates = untagged ? repo.revisions : new Set([...keptClosure(allTagDigests, view), ...pending]);
   // Revisions that are not candidates stay (e.g. an index pinned by digest),
@@ -59,7 +78,7 @@ export function orphanedManifests(
   const staying = [...repo.revisions].filter((d) => !candidates.has(d));
   const kept = keptClosure([...remaining, ...staying], view);
   const orphaned = [...candidates].filter((d) => repo.revisions.has(d) && !kept.has(d)).sort();
-  return { kept, keptByTags: keptClosure(remaining, view), orphaned };
+  return { kept, keptByRepositorys: keptClosure(remaining, view), orphaned };
 }
 
 /**
@@ -75,20 +94,22 @@ export async function buildPlan(input: BuildPlanInput): Promise<Plan> {
     warnings.push(w);
     input.onWarning?.(w);
   };
+  const cache = input.cache ?? new ManifestCache(fs, lay, limiter(input.concurrency ?? 64));
   const records = await walkRepositories(fs, lay, {
+    intern: (d) => cache.intern(d),
     onWarning: warn,
     onProgress: (p) => input.onProgress?.({ phase: 'tags', done: p.tags }),
     ...(input.concurrency === undefined ? {} : { concurrency: input.concurrency }),
   });
   const byName = new Map<RepositoryName, RepositoryRecord>(records.map((r) => [r.name, r]));
-  const { repos, cache } = await loadRepoManifests(
+  const { repos } = await loadRepoManifests(
     fs,
     lay,
     new Map(records.map((r) => [r.name, r.tags.map((t) => t.digest)])),
     {
       onWarning: warn,
       onProgress: (p) => input.onProgress?.({ phase: 'manifests', done: p.manifests }),
-      ...(input.cache === undefined ? {} : { cache: input.cache }),
+      cache,
       ...(input.concurrency === undefined ? {} : { concurrency: input.concurrency }),
     },
   );
@@ -107,11 +128,11 @@ export async function buildPlan(input: BuildPlanInput): Promise<Plan> {
   };
   const selection = input.decide(new Map(records.map((r) => [r.name, r.tags])), dependent);
 
-  const decisions = new Map<string, TagDecision>();
-  for (const d of selection.decisions) decisions.set(tagKey(d.repository, d.tag), d);
-  const removeReason = new Map<string, string>();
-  for (const d of selection.decisions) if (d.verdict === 'remove') removeReason.set(tagKey(d.repository, d.tag), d.reason);
-  const keepReason = new Map<string, string>();
+  const decisions = new ByRepository<TagDecision>();
+  for (const d of selection.decisions) decisions.set(d.repository, d.tag, d);
+  const removeReason = new ByRepository<string>();
+  for (const d of selection.decisions) if (d.verdict === 'remove') removeReason.set(d.repository, d.tag, d.reason);
+  const keepReason = new ByRepository<string>();
 
   // Signatures follow their subject: iterate until removing signature tags
   // orphans nothing further.
@@ -130,22 +151,21 @@ export async function buildPlan(input: BuildPlanInput): Promise<Plan> {
     }
     const all = record.tags.map((t) => t.digest);
     for (let round = 0; round < 64; round++) {
-      const remaining = record.tags.filter((t) => !removeReason.has(tagKey(name, t.tag))).map((t) => t.digest);
-      const { keptByTags, orphaned } = orphanedManifests(cache, repo, all, remaining, untagged, pending.get(name));
+      const remaining = record.tags.filter((t) => !removeReason.has(name, t.tag)).map((t) => t.digest);
+      const { keptByRepositorys, orphaned } = orphanedManifests(cache, repo, all, remaining, untagged, pending.get(name));
       const gone = new Set(orphaned);
       let changed = false;
       for (const t of record.tags) {
-        const key = tagKey(name, t.tag);
-        const decision = decisions.get(key);
+        const decision = decisions.get(name, t.tag);
         const subject = signatureSubject(t.tag);
         if (subject === undefined || !dependent(t) || decision?.named === true) continue;
-        if (gone.has(subject) && !removeReason.has(key)) {
-          removeReason.set(key, `signature of removed ${subject}`);
+        if (gone.has(subject) && !removeReason.has(name, t.tag)) {
+          removeReason.set(name, t.tag, `signature of removed ${subject}`);
           changed = true;
-        } else if (keptByTags.has(subject)) {
-          keepReason.set(key, `kept: signature of kept ${subject}`);
+        } else if (keptByRepositorys.has(subject)) {
+          keepReason.set(name, t.tag, `kept: signature of kept ${subject}`);
         } else if (!gone.has(subject)) {
-          keepReason.set(key, `kept: signature of untagged ${subject}, which stays`);
+          keepReason.set(name, t.tag, `kept: signature of untagged ${subject}, which stays`);
         }
       }
       if (!changed) {
@@ -163,21 +183,19 @@ export async function buildPlan(input: BuildPlanInput): Promise<Plan> {
   const kept: PlannedTag[] = [];
   for (const r of records) {
     for (const t of r.tags) {
-      const key = tagKey(r.name, t.tag);
-      const remove = removeReason.get(key);
+      const remove = removeReason.get(r.name, t.tag);
       if (remove !== undefined) tags.push(planned(t, remove));
       else {
-        const d = decisions.get(key);
-        if (d !== undefined) kept.push(planned(t, keepReason.get(key) ?? d.reason));
+        const d = decisions.get(r.name, t.tag);
+        if (d !== undefined) kept.push(planned(t, keepReason.get(r.name, t.tag) ?? d.reason));
       }
     }
   }
 
-  const removedTagsOf = new Map<string, string[]>();
+  const removedTagsOf = new ByRepository<string[]>();
   for (const t of tags) {
-    const key = `${t.repository}@${t.digest}`;
-    const list = removedTagsOf.get(key);
-    if (list === undefined) removedTagsOf.set(key, [t.tag]);
+    const list = removedTagsOf.get(t.repository, t.digest);
+    if (list === undefined) removedTagsOf.set(t.repository, t.digest, [t.tag]);
     else list.push(t.tag);
   }
   const manifests: PlannedManifest[] = [];
@@ -187,7 +205,7 @@ export async function buildPlan(input: BuildPlanInput): Promise<Plan> {
     const taggedBefore =
       repo === undefined ? new Set<Digest>() : keptClosure(byName.get(name)?.tags.map((t) => t.digest) ?? [], repoView(cache, repo.revisions));
     for (const d of list) {
-      const via = removedTagsOf.get(`${name}@${d}`);
+      const via = removedTagsOf.get(name, d);
       const reason =
         via !== undefined
           ? `tag${via.length > 1 ? 's' : ''} ${via.join(', ')} removed`
@@ -207,31 +225,19 @@ export async function buildPlan(input: BuildPlanInput): Promise<Plan> {
     set.add(m.digest as Digest);
     removedRevisions.set(m.repository as RepositoryName, set);
   }
-  const refs = (d: Digest) => cache.refs(d);
-  const after = new Set<Digest>();
-  const freedCandidates = new Set<Digest>();
+  // Marks are bytes per digest id: sets of ~330k digest strings at 100k tags were tens of MB.
+  const after = new DigestMarks();
+  const freedCandidates = new DigestMarks();
   for (const repo of repos.values()) {
     const removed = removedRevisions.get(repo.repository);
-    for (const b of repo.linkedLayers) after.add(b);
-    if (removed === undefined) markBlobs(repo.revisions, refs, after);
-    else {
-      markBlobs([...repo.revisions].filter((d) => !removed.has(d)), refs, after);
-      markBlobs(removed, refs, freedCandidates);
-    }
+    for (const b of repo.linkedLayers) after.add(cache.table.id(b));
+    for (const d of repo.revisions) cache.mark(d, removed?.has(d) === true ? freedCandidates : after);
   }
-  const freed = [...freedCandidates].filter((d) => !after.has(d));
-  const sizes = await blobSizes(fs, lay, freed, (d) => {
-    const e = cache.peek(d);
-    return e !== undefined && e.ok ? e.size : undefined;
-  });
-  let reclaimableBytes = 0;
-  let reclaimableBlobs = 0;
-  for (const size of sizes.values()) {
-    if (size === undefined) continue;
-    reclaimableBytes += size;
-    reclaimableBlobs++;
-  }
-  input.onProgress?.({ phase: 'blobs', done: sizes.size });
+  const freed = (function* () {
+    for (const id of freedCandidates.minus(after)) yield cache.table.digest(id);
+  })();
+  const { bytes: reclaimableBytes, blobs: reclaimableBlobs, looked } = await totalBlobSizes(fs, lay, freed, (d) => cache.size(d));
+  input.onProgress?.({ phase: 'blobs', done: looked });
 
   const missing = selection.missing.map(formatTagRef);
   for (const ref of selection.missing) {

@@ -30,6 +30,8 @@ export interface WalkOptions {
   readonly onWarning?: WarningSink;
   readonly onProgress?: (progress: { repositories: number; tags: number }) => void;
   readonly concurrency?: number;
+  /** Shares tag digest strings with the manifest cache (a tag per manifest, 100k at scale). */
+  readonly intern?: (d: Digest) => Digest;
 }
 
 export const DEFAULT_CONCURRENCY = 64;
@@ -65,7 +67,7 @@ export async function walkRepositories(fs: StorageFs, lay: Layout, options: Walk
   const progress = { repositories: 0, tags: 0 };
 
   const readRepository = async (name: RepositoryName): Promise<void> => {
-    const record = await readRepositoryTags(fs, lay, name, io, warn);
+    const record = await readRepositoryTags(fs, lay, name, io, warn, options.intern);
     found.push(record);
     progress.repositories++;
     progress.tags += record.tags.length;
@@ -129,6 +131,7 @@ export async function readRepositoryTags(
   repo: RepositoryName,
   io: Limiter = limiter(DEFAULT_CONCURRENCY),
   warn: WarningSink = () => {},
+  intern: (d: Digest) => Digest = (d) => d,
 ): Promise<RepositoryRecord> {
   const tagsDir = lay.tags(repo);
   const readTag = async (entry: DirEntry): Promise<TagRecord | undefined> => {
@@ -167,7 +170,7 @@ export async function readRepositoryTags(
       warn({ ...link.warning, message: `${link.warning.message}; tag never selected` });
       return undefined;
     }
-    return { repository: repo, tag, digest: link.digest, pushedAt: new Date(link.mtimeMs) };
+    return { repository: repo, tag, digest: intern(link.digest), pushedAt: new Date(link.mtimeMs) };
   };
 
   // Tags that cannot be listed are not "no tags": the repository's manifests would look
