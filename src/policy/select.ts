@@ -96,6 +96,14 @@ export function selectTags(
   const filters = hasFilters(selector);
   const decisions: TagDecision[] = [];
   const found = new Set<string>();
+  // Reasons repeat (one per filter and push day): one flat string each, not one per tag.
+  const reasons = new Map<string, string>();
+  const reason = (text: string): string => {
+    const known = reasons.get(text);
+    if (known !== undefined) return known;
+    reasons.set(text, text);
+    return text;
+  };
 
   const repoNames = [...repositories.keys()].sort();
   for (const repository of repoNames) {
@@ -122,11 +130,11 @@ export function selectTags(
       const filter = scoped ? filterReason(selector, t, now) : { selected: false, reason: 'kept: not named' };
       const wanted = isNamed || filter.selected;
       if (!wanted) {
-        decisions.push({ ...t, verdict: 'keep', reason: filter.reason, named: false });
+        decisions.push({ ...t, verdict: 'keep', reason: reason(filter.reason), named: false });
       } else if (kept !== undefined) {
-        decisions.push({ ...t, verdict: 'keep', reason: kept, named: isNamed });
+        decisions.push({ ...t, verdict: 'keep', reason: reason(kept), named: isNamed });
       } else {
-        decisions.push({ ...t, verdict: 'remove', reason: isNamed ? 'named' : filter.reason, named: isNamed });
+        decisions.push({ ...t, verdict: 'remove', reason: isNamed ? 'named' : reason(filter.reason), named: isNamed });
       }
     }
   }
