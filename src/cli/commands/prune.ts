@@ -59,12 +59,13 @@ export function pruneCommand(deps: CliDeps, done: (code: ExitCode) => void): Com
     try {
       // Real runs take the storage lock (dry runs only read); with --gc, check now that it can run there.
       await session.begin(lay, !dryRun, `${now.getTime()}-${deps.pid}`);
-      const cache = new ManifestCache(deps.fs, lay, limiter(64));
+      // Shared with apply so manifests are read once; a dry run does not hold it while printing.
+      const cache = dryRun ? undefined : new ManifestCache(deps.fs, lay, limiter(64));
       const plan = await buildPlan({
         fs: deps.fs,
         layout: lay,
         now,
-        cache,
+        ...(cache === undefined ? {} : { cache }),
         decide: policy?.decide ?? ((repos, dependent) => selectTags(repos, selector, now, dependent)),
         ...(policy !== undefined ? policy.untagged : opts.untagged === true ? { untaggedIn: untaggedScope(selector) } : {}),
         onWarning: reporter.warn,
@@ -81,7 +82,7 @@ export function pruneCommand(deps: CliDeps, done: (code: ExitCode) => void): Com
 
       if (dryRun || (plan.tags.length === 0 && plan.manifests.length === 0)) {
         // Nothing to remove, but a killed run's trash and journal are still finished.
-        if (!dryRun) await applyPlan({ fs: deps.fs, layout: lay, plan, cache, runId: `${now.getTime()}-${deps.pid}` });
+        if (!dryRun) await applyPlan({ fs: deps.fs, layout: lay, plan, ...(cache === undefined ? {} : { cache }), runId: `${now.getTime()}-${deps.pid}` });
         const gc = dryRun ? undefined : await session.collect();
         if (opts.json === true) json(deps, { ...planJson(plan, dryRun, opts.verbose === true), ...(gc === undefined ? {} : { gc: gcJson(gc) }) });
         else if (policy !== undefined && opts.explain === true) renderExplain(deps, policy, plan, now, { summary: true, dryRun });
@@ -100,7 +101,7 @@ export function pruneCommand(deps: CliDeps, done: (code: ExitCode) => void): Com
           return;
         }
       }
-      const report = await applyPlan({ fs: deps.fs, layout: lay, plan, cache, runId: `${now.getTime()}-${deps.pid}`, onOutcome: session.record });
+      const report = await applyPlan({ fs: deps.fs, layout: lay, plan, ...(cache === undefined ? {} : { cache }), runId: `${now.getTime()}-${deps.pid}`, onOutcome: session.record });
       const gc = await session.collect();
       const failed = [...report.tags, ...report.manifests].some((o) => o.result === 'failed');
       if (failed) code = worse(code, EXIT.failure);
