@@ -72,10 +72,10 @@ function schema1(mediaType: string, doc: Json): ManifestRefs {
  * Reads what a manifest references. Anything not understood is a problem,
  * not a guess: the caller keeps such a manifest and all it might reference.
  */
-export function parseManifest(bytes: Uint8Array): ParsedManifest {
+export function parseManifest(content: Uint8Array | string): ParsedManifest {
   let doc: unknown;
   try {
-    doc = JSON.parse(Buffer.from(bytes).toString('utf8'));
+    doc = JSON.parse(typeof content === 'string' ? content : Buffer.from(content.buffer, content.byteOffset, content.byteLength).toString('utf8'));
   } catch {
     return { ok: false, problem: 'manifest is not JSON' };
   }

@@ -22,6 +22,11 @@ export interface StorageFs {
   readdir(path: string, options: { withFileTypes: true }): Promise<DirEntry[]>;
   lstat(path: string): Promise<FileStats>;
   readFile(path: string): Promise<Uint8Array>;
+  /**
+   * A file's text as UTF-8 (bytes that are not become U+FFFD). For the
+   * hundreds of thousands of small files a plan reads: no Buffer per file.
+   */
+  readText(path: string): Promise<string>;
   writeFile(path: string, data: string | Uint8Array, options?: { flag?: string; mode?: number }): Promise<void>;
   appendFile(path: string, data: string): Promise<void>;
   mkdir(path: string, options: { recursive: true; mode?: number }): Promise<string | undefined>;
@@ -45,6 +50,7 @@ interface SyncFs {
   readdirSync(path: string, options: { withFileTypes: true }): Array<{ name: string | Uint8Array } & Omit<DirEntry, 'name'>>;
   lstatSync(path: string): FileStats;
   readFileSync(path: string): Uint8Array;
+  readFileSync(path: string, encoding: 'utf8'): string | Uint8Array;
   writeFileSync(path: string, data: string | Uint8Array, options?: { flag?: string; mode?: number }): void;
   appendFileSync(path: string, data: string): void;
   mkdirSync(path: string, options: { recursive: true; mode?: number }): string | undefined;
@@ -79,6 +85,7 @@ export function storageFs(fsModule: unknown): StorageFs {
       ),
     lstat: async (path) => f.lstatSync(path),
     readFile: async (path) => f.readFileSync(path),
+    readText: async (path) => String(f.readFileSync(path, 'utf8')),
     writeFile: async (path, data, options) => f.writeFileSync(path, data, options),
     appendFile: async (path, data) => f.appendFileSync(path, data),
     mkdir: async (path, options) => f.mkdirSync(path, options),

@@ -38,6 +38,9 @@ export async function readLink(fs: StorageFs, path: string): Promise<LinkRead> {
     if (!st.isFile()) {
       return { ok: false, warning: { code: 'unexpected', path, message: 'link is not a regular file' } };
     }
+    if (st.size > 256) {
+      return { ok: false, warning: { code: 'bad-link', path, message: `link file is ${st.size} bytes, expected 71` } };
+    }
     mtimeMs = st.mtimeMs;
   } catch (err) {
     if (errnoCode(err) === 'ENOENT') {
@@ -47,11 +50,11 @@ export async function readLink(fs: StorageFs, path: string): Promise<LinkRead> {
   }
   let text: string;
   try {
-    const bytes = await fs.readFile(path);
-    if (bytes.length > 256) {
-      return { ok: false, warning: { code: 'bad-link', path, message: `link file is ${bytes.length} bytes, expected 71` } };
+    text = await fs.readText(path);
+    if (text.length > 256) {
+      // Grown since the lstat: not a link the registry wrote.
+      return { ok: false, warning: { code: 'bad-link', path, message: `link file is over 256 bytes, expected 71` } };
     }
-    text = Buffer.from(bytes).toString('utf8');
   } catch (err) {
     return { ok: false, warning: { code: 'unreadable', path, message: `cannot read link: ${(err as Error).message}` } };
   }

@@ -87,6 +87,7 @@ function denied(fs: StorageFs, dir: string): StorageFs {
     ...fs,
     readdir: guard('scandir', (p, o: { withFileTypes: true }) => fs.readdir(p, o), true),
     readFile: guard('open', (p) => fs.readFile(p), true),
+    readText: guard('open', (p) => fs.readText(p), true),
     lstat: guard('lstat', (p) => fs.lstat(p), false),
     rm: guard('rm', (p, o: { recursive: boolean; force: boolean }) => fs.rm(p, o), false),
     rename: (from, to) => (from.startsWith(`${dir}/`) ? Promise.reject(eacces('rename', from)) : fs.rename(from, to)),

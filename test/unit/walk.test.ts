@@ -27,6 +27,7 @@ function recording(fs: StorageFs): { fs: StorageFs; touched: string[] } {
       readdir: rec((p, o: { withFileTypes: true }) => fs.readdir(p, o)),
       lstat: rec((p) => fs.lstat(p)),
       readFile: rec((p) => fs.readFile(p)),
+      readText: rec((p) => fs.readText(p)),
       writeFile: rec((p, d: string | Uint8Array, o?: { flag?: string; mode?: number }) => fs.writeFile(p, d, o)),
       appendFile: rec((p, d: string) => fs.appendFile(p, d)),
       realpath: rec((p) => fs.realpath(p)),
