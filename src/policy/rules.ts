@@ -3,7 +3,7 @@ import type { RepositoryName, TagName, TagRef } from '../model/names.js';
 import { formatTagRef } from '../model/names.js';
 import type { RepoGlob, TagPattern } from '../model/pattern.js';
 import type { Policy, PolicyRule } from './file.js';
-import type { Selection, TagDecision, TagFacts } from './select.js';
+import { tagDecision, type Selection, type TagDecision, type TagFacts } from './select.js';
 
 /**
  * Applies a policy file: each repository is governed by the first rule whose
@@ -178,6 +178,14 @@ export function decideByPolicy(policy: Policy, overrides: PolicyOverrides, now: 
     for (const ref of overrides.refs) named.set(formatTagRef(ref), ref);
     const found = new Set<string>();
     const decisions: TagDecision[] = [];
+    // One string per distinct reason (they repeat per rule and push day), not one per tag.
+    const reasons = new Map<string, string>();
+    const once = (text: string): string => {
+      const known = reasons.get(text);
+      if (known !== undefined) return known;
+      reasons.set(text, text);
+      return text;
+    };
     for (const repository of [...repositories.keys()].sort()) {
       const tags = repositories.get(repository) ?? [];
       // A named tag outside --repo is still protected by the rule that governs
@@ -201,12 +209,7 @@ export function decideByPolicy(policy: Policy, overrides: PolicyOverrides, now: 
         const isNamed = named.has(key);
         if (isNamed) found.add(key);
         if (!scoped && !isNamed) continue;
-        const decision = (verdict: 'keep' | 'remove', reason: string, n = false): TagDecision => ({
-          ...t,
-          verdict,
-          reason: `${prefix}${reason}`,
-          named: n,
-        });
+        const decision = (verdict: 'keep' | 'remove', reason: string, n = false): TagDecision => tagDecision(t, verdict, once(`${prefix}${reason}`), n);
         if (!isNamed && dependent(t)) {
           decisions.push(decision('keep', 'kept: follows its subject'));
           continue;

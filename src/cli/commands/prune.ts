@@ -149,8 +149,9 @@ function outcomesJson(report: ApplyReport) {
   const removedManifests = report.manifests.filter((o) => o.result === 'removed');
   return {
     // On a real run, `tags` and `manifests` are what was actually removed.
-    tags: removedTags.map(({ result: _r, detail: _d, ...t }) => t),
-    manifests: removedManifests.map(({ result: _r, detail: _d, ...m }) => m),
+    // Literals: rest-destructured copies are dictionary-mode objects, 4x the size, 84k of them at scale.
+    tags: removedTags.map((t) => ({ repository: t.repository, tag: t.tag, digest: t.digest, pushedAt: t.pushedAt, reason: t.reason })),
+    manifests: removedManifests.map((m) => ({ repository: m.repository, digest: m.digest, reason: m.reason })),
     notRemoved: {
       tags: report.tags.filter((o) => o.result !== 'removed'),
       manifests: report.manifests.filter((o) => o.result !== 'removed'),
