@@ -58,6 +58,7 @@ interface SyncFs {
   rmSync(path: string, options: { recursive: boolean; force: boolean }): void;
   utimesSync(path: string, atime: number, mtime: number): void;
   realpathSync(path: string): string | Uint8Array;
+  promises?: { rm?(path: string, options: { recursive: boolean; force: boolean }): Promise<void> };
 }
 
 /**
@@ -90,7 +91,10 @@ export function storageFs(fsModule: unknown): StorageFs {
     appendFile: async (path, data) => f.appendFileSync(path, data),
     mkdir: async (path, options) => f.mkdirSync(path, options),
     rename: async (from, to) => f.renameSync(from, to),
-    rm: async (path, options) => f.rmSync(path, options),
+    // Removal is the exception: each unlink and rmdir waits on the filesystem's
+    // journal, and in the thread pool several overlap (a plan's tag directories
+    // went 2x faster than with one at a time; `rm -rf` does one at a time).
+    rm: f.promises?.rm === undefined ? async (path, options) => f.rmSync(path, options) : (path, options) => (f.promises as Required<NonNullable<SyncFs['promises']>>).rm(path, options),
     utimes: async (path, atime, mtime) => f.utimesSync(path, exactSeconds(atime), exactSeconds(mtime)),
     realpath: async (path) => String(f.realpathSync(path)),
   };
