@@ -3,7 +3,7 @@ import type { RepositoryName, TagName, TagRef } from '../model/names.js';
 import { formatTagRef } from '../model/names.js';
 import type { RepoGlob, TagPattern } from '../model/pattern.js';
 import type { Policy, PolicyRule } from './file.js';
-import { tagDecision, type Selection, type TagDecision, type TagFacts } from './select.js';
+import { reasonInterner, tagDecision, type Selection, type TagDecision, type TagFacts } from './select.js';
 
 /**
  * Applies a policy file: each repository is governed by the first rule whose
@@ -178,14 +178,7 @@ export function decideByPolicy(policy: Policy, overrides: PolicyOverrides, now: 
     for (const ref of overrides.refs) named.set(formatTagRef(ref), ref);
     const found = new Set<string>();
     const decisions: TagDecision[] = [];
-    // One string per distinct reason (they repeat per rule and push day), not one per tag.
-    const reasons = new Map<string, string>();
-    const once = (text: string): string => {
-      const known = reasons.get(text);
-      if (known !== undefined) return known;
-      reasons.set(text, text);
-      return text;
-    };
+    const once = reasonInterner();
     for (const repository of [...repositories.keys()].sort()) {
       const tags = repositories.get(repository) ?? [];
       // A named tag outside --repo is still protected by the rule that governs

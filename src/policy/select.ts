@@ -36,6 +36,20 @@ export function tagDecision(t: TagFacts, verdict: Verdict, reason: string, named
   return { repository: t.repository, tag: t.tag, digest: t.digest, pushedAt: t.pushedAt, verdict, reason, named };
 }
 
+/**
+ * Reasons repeat (one per filter or rule and push day): this returns one
+ * string per distinct text, not one per tag (100k of them at scale).
+ */
+export function reasonInterner(): (text: string) => string {
+  const reasons = new Map<string, string>();
+  return (text) => {
+    const known = reasons.get(text);
+    if (known !== undefined) return known;
+    reasons.set(text, text);
+    return text;
+  };
+}
+
 const day = (d: Date) => d.toISOString().slice(0, 10);
 
 /** Protection from keep rules, or undefined. `newest` holds the repository's --keep-last set. */
@@ -104,14 +118,7 @@ export function selectTags(
   const filters = hasFilters(selector);
   const decisions: TagDecision[] = [];
   const found = new Set<string>();
-  // Reasons repeat (one per filter and push day): one flat string each, not one per tag.
-  const reasons = new Map<string, string>();
-  const reason = (text: string): string => {
-    const known = reasons.get(text);
-    if (known !== undefined) return known;
-    reasons.set(text, text);
-    return text;
-  };
+  const reason = reasonInterner();
 
   const repoNames = [...repositories.keys()].sort();
   for (const repository of repoNames) {
