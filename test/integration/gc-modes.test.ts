@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeEach, describe, expect, test } from 'vitest';
@@ -41,6 +41,7 @@ async function setup(config: Omit<StandinConfig, 'registryBin'>, tools?: Paramet
   const standins = await makeStandins({ ...config, registryBin: reg.bin }, tools);
   cleanups.push(() => standins.remove());
   const dir = await mkdtemp(join(tmpdir(), 'regprune-gc-'));
+  cleanups.push(() => rm(dir, { recursive: true, force: true }));
   world = { reg, v1, v2, standins, dir, log: join(dir, 'audit.jsonl') };
   return world;
 }

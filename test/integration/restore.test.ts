@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, stat } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, test } from 'vitest';
@@ -12,12 +12,14 @@ import { pullAndVerify, pushImage, startRegistry, tagsOnDisk, type RunningRegist
 // they are refused; a tag pushed again since is never overwritten.
 
 const regs: RunningRegistry[] = [];
+const dirs: string[] = [];
 let current: RunningRegistry | undefined;
 afterEach((ctx) => {
   if (ctx.task.result?.state === 'fail' && current !== undefined) console.error(`--- registry output ---\n${current.logs()}`);
 });
 afterAll(async () => {
   for (const r of regs) await r.stop();
+  for (const d of dirs) await rm(d, { recursive: true, force: true });
 });
 
 const app = parseRepositoryName('app');
@@ -36,6 +38,7 @@ describe('regprune restore LOG', () => {
     current = reg;
     const lay = layout(reg.root);
     const dir = await mkdtemp(join(tmpdir(), 'regprune-restore-'));
+    dirs.push(dir);
     const log = join(dir, 'audit.jsonl');
     const v1 = await pushImage(reg.url, 'app', 'v1', { seed: 'rs-v1', layers: ['rs-base', 'rs-v1/top'] });
     const v2 = await pushImage(reg.url, 'app', 'v2', { seed: 'rs-v2', layers: ['rs-base', 'rs-v2/top'] });
