@@ -19,6 +19,10 @@ export interface GcRunner {
   probe(path: string): Argv;
   /** Reads a probe's result: is the file there, or did the exec itself fail? */
   probeAnswer(result: Extract<RunResult, { started: true }>): ProbeAnswer;
+  /** Prints a file where garbage-collect runs (the config; the storage marker). */
+  read(path: string): Argv;
+  /** Prints the environment garbage-collect runs with (REGISTRY_* overrides the config). */
+  environment(): Argv;
   /** `registry garbage-collect [--dry-run] CONFIG` there. Never `-m`. */
   garbageCollect(config: string, dryRun: boolean): Argv;
   /** The commands that restart the registry, in order, or why this runner cannot. */
@@ -38,6 +42,8 @@ export function dockerRunner(container: string): GcRunner {
     where: `container ${container}`,
     probe: (path) => ['docker', 'exec', container, 'test', '-f', path],
     probeAnswer: plainProbe,
+    read: (path) => ['docker', 'exec', container, 'cat', path],
+    environment: () => ['docker', 'exec', container, 'env'],
     garbageCollect: (config, dryRun) => ['docker', 'exec', container, 'registry', ...gcArgs(config, dryRun)],
     restart: () => [['docker', 'restart', container]],
   };
@@ -60,6 +66,8 @@ export function kubectlRunner(target: Extract<GcTarget, { kind: 'kubectl' }>): G
         : r.exitCode === 1 && (r.stderr.trim() === '' || /^command terminated with exit code 1$/m.test(r.stderr.trim()))
           ? 'absent'
           : 'unreachable',
+    read: (path) => exec(['cat', path]),
+    environment: () => exec(['env']),
     garbageCollect: (config, dryRun) => exec(['registry', ...gcArgs(config, dryRun)]),
     restart: () =>
       target.resource.kind === 'deployment'
@@ -83,6 +91,8 @@ export function localRunner(bin: string): GcRunner {
     where: 'this host',
     probe: (path) => ['test', '-f', path],
     probeAnswer: plainProbe,
+    read: (path) => ['cat', path],
+    environment: () => ['env'],
     garbageCollect: (config, dryRun) => [bin, ...gcArgs(config, dryRun)],
     restart: () => ({
       unsupported: 'with --gc local, say how to restart the registry: --restart-cmd "systemctl restart docker-registry"',

@@ -27,6 +27,13 @@ export interface StandinConfig {
   readonly contexts?: readonly string[];
   /** In-container path -> host path: what `test -f` finds and what garbage-collect reads. */
   readonly files?: Readonly<Record<string, string>>;
+  /**
+   * In-container dir -> host dir, for \`cat\` (the storage marker). Without it the
+   * container sees the host's paths (its volume is mounted at the same path).
+   */
+  readonly mounts?: Readonly<Record<string, string>>;
+  /** What \`env\` prints in the container (REGISTRY_* overrides of the config). */
+  readonly env?: Readonly<Record<string, string>>;
   /** The real registry binary garbage-collect runs. */
   readonly registryBin: string;
   /** Restarts (docker restart, kubectl rollout restart, restart-registry) fail. */
@@ -51,9 +58,27 @@ module.exports = async function main(tool, configPath) {
   const fail = (msg, code) => { process.stderr.write(msg + '\n'); process.exit(code); };
   const files = cfg.files || {};
 
-  // Runs a command "inside" the container: only test -f and registry garbage-collect exist there.
+  const hostPath = (p) => {
+    if (Object.prototype.hasOwnProperty.call(files, p)) return files[p];
+    if (cfg.mounts === undefined) return p;
+    for (const [c, h] of Object.entries(cfg.mounts)) if (p === c || p.startsWith(c + '/')) return h + p.slice(c.length);
+    return undefined;
+  };
+  // Runs a command "inside" the container: only test -f, cat, env and registry garbage-collect exist there.
   const inside = (cmd) => {
     if (cmd[0] === 'test' && cmd[1] === '-f' && cmd.length === 3) return Object.prototype.hasOwnProperty.call(files, cmd[2]) ? 0 : 1;
+    if (cmd[0] === 'cat' && cmd.length === 2) {
+      const host = hostPath(cmd[1]);
+      let text;
+      try { text = host === undefined ? undefined : fs.readFileSync(host); } catch { text = undefined; }
+      if (text === undefined) { process.stderr.write('cat: can\'t open \'' + cmd[1] + '\': No such file or directory\n'); return 1; }
+      process.stdout.write(text);
+      return 0;
+    }
+    if (cmd[0] === 'env' && cmd.length === 1) {
+      for (const [k, v] of Object.entries(cfg.env || {})) process.stdout.write(k + '=' + v + '\n');
+      return 0;
+    }
     if (cmd[0] === 'registry' && cmd[1] === 'garbage-collect') {
       const args = cmd.slice(2);
       const config = args[args.length - 1];

@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeEach, describe, expect, test } from 'vitest';
@@ -59,6 +59,13 @@ async function auditLines(path: string): Promise<Array<Record<string, unknown>>>
     .map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
+/** The calls that prove garbage-collect sees this storage: config, environment, the marker read back. */
+const proof = (exec: string[], config: string, root: string) => [
+  [...exec, 'cat', config],
+  [...exec, 'env'],
+  [...exec, 'cat', expect.stringMatching(new RegExp(`^${root.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/\\.regprune/marker-[0-9a-f-]{36}$`))],
+];
+
 const v1Bytes = (w: World) => w.v1.manifest.size + w.v1.config.size + (w.v1.layers[1]?.size ?? 0);
 
 afterEach((ctx) => {
@@ -81,6 +88,7 @@ describe('--gc docker:CONTAINER', () => {
     expect(r.exitCode, r.stderr).toBe(0);
     expect(await w.standins.calls()).toEqual([
       ['docker', 'exec', 'registry', 'test', '-f', V2_CONFIG],
+      ...proof(['docker', 'exec', 'registry'], V2_CONFIG, w.reg.root),
       ['docker', 'exec', 'registry', 'registry', 'garbage-collect', V2_CONFIG],
     ]);
     const out = JSON.parse(r.stdout) as { reclaimableBytes: number; gc: Record<string, unknown> };
@@ -144,6 +152,7 @@ describe('--gc docker:CONTAINER', () => {
     expect(r.stderr).toMatch(STALE);
     expect(await w.standins.calls()).toEqual([
       ['docker', 'exec', 'registry', 'test', '-f', V2_CONFIG],
+      ...proof(['docker', 'exec', 'registry'], V2_CONFIG, w.reg.root),
       ['docker', 'exec', 'registry', 'registry', 'garbage-collect', V2_CONFIG],
     ]);
   });
@@ -170,6 +179,7 @@ describe('--gc kubectl:...', () => {
     expect(await w.standins.calls()).toEqual([
       [...k, 'exec', '-n', 'infra', 'deployment/registry', '--', 'test', '-f', V2_CONFIG],
       [...k, 'exec', '-n', 'infra', 'deployment/registry', '--', 'test', '-f', V3_CONFIG],
+      ...proof([...k, 'exec', '-n', 'infra', 'deployment/registry', '--'], V3_CONFIG, w.reg.root),
       [...k, 'exec', '-n', 'infra', 'deployment/registry', '--', 'registry', 'garbage-collect', V3_CONFIG],
       [...k, 'rollout', 'restart', '-n', 'infra', 'deployment/registry'],
       [...k, 'rollout', 'status', '-n', 'infra', 'deployment/registry'],
@@ -195,6 +205,7 @@ describe('--gc kubectl:...', () => {
     expect(r.exitCode, r.stderr).toBe(0);
     expect(await w.standins.calls()).toEqual([
       ['kubectl', 'exec', 'registry-0', '--', 'test', '-f', V2_CONFIG],
+      ...proof(['kubectl', 'exec', 'registry-0', '--'], V2_CONFIG, w.reg.root),
       ['kubectl', 'exec', 'registry-0', '--', 'registry', 'garbage-collect', '--dry-run', V2_CONFIG],
     ]);
     const out = JSON.parse(r.stdout) as { root: string; gc: Record<string, unknown> };
@@ -295,7 +306,8 @@ describe('failures exit 1 with a clear message; the log holds what was done', ()
   test('garbage-collect exits non-zero: the removals are done and logged, the failure too', async () => {
     const w = await setup({});
     const broken = join(w.dir, 'broken.yml');
-    await writeFile(broken, 'version: 0.1\nstorage: [\n');
+    // Names the right storage (the proof passes) but garbage-collect refuses it.
+    await writeFile(broken, `version: 9.9\nstorage:\n  filesystem:\n    rootdirectory: ${w.reg.root}\n`);
     await w.standins.configure({ containers: ['registry'], files: { [V2_CONFIG]: broken }, registryBin: w.reg.bin });
     const before = await blobStoreBytes(w.reg.root);
     const r = await runRegprune(['prune', 'app:v1', '--root', w.reg.root, '--yes', '--json', '--gc', 'docker:registry', '--restart', '--log', w.log], {
@@ -311,6 +323,7 @@ describe('failures exit 1 with a clear message; the log holds what was done', ()
     expect(await blobStoreBytes(w.reg.root)).toBe(before);
     expect(await w.standins.calls()).toEqual([
       ['docker', 'exec', 'registry', 'test', '-f', V2_CONFIG],
+      ...proof(['docker', 'exec', 'registry'], V2_CONFIG, w.reg.root),
       ['docker', 'exec', 'registry', 'registry', 'garbage-collect', V2_CONFIG],
     ]);
     const lines = await auditLines(w.log);
@@ -332,6 +345,7 @@ describe('failures exit 1 with a clear message; the log holds what was done', ()
     expect(r.stderr).toMatch(STALE);
     expect(await w.standins.calls()).toEqual([
       ['docker', 'exec', 'registry', 'test', '-f', V2_CONFIG],
+      ...proof(['docker', 'exec', 'registry'], V2_CONFIG, w.reg.root),
       ['docker', 'exec', 'registry', 'registry', 'garbage-collect', V2_CONFIG],
       ['docker', 'restart', 'registry'],
     ]);
@@ -404,5 +418,83 @@ describe('lock', () => {
     expect(r.exitCode, r.stderr).toBe(0);
     expect(r.stderr).toContain(`note: took over a stale lock on ${w.reg.root} (pid ${gone.stdout}, started 2026-01-01T00:00:00.000Z: that process is gone)`);
     expect(await exists(lay.lockFile)).toBe(false);
+  });
+});
+
+describe('garbage-collect runs on the storage that was pruned, proven before anything is removed', () => {
+  const markersLeft = async (root: string) => (await readdir(layout(root).stateDir).catch(() => [] as string[])).filter((n) => n.startsWith('marker-'));
+  const otherConfig = async (w: World, text?: string) => {
+    const other = join(w.dir, 'other-root');
+    await mkdir(other, { recursive: true });
+    const path = join(w.dir, 'other.yml');
+    await writeFile(path, text ?? `version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: ${other}\n`);
+    return { path, other };
+  };
+
+  test('docker: a container whose config names another rootdirectory is a usage error naming both, before any removal', async () => {
+    const w = await setup({});
+    const { path, other } = await otherConfig(w);
+    await w.standins.configure({ containers: ['registry'], files: { [V2_CONFIG]: path }, registryBin: w.reg.bin });
+    const r = await runRegprune(['prune', 'app:v1', '--root', w.reg.root, '--yes', '--gc', 'docker:registry', '--json'], { env: { PATH: w.standins.path() } });
+    expect(r.exitCode, r.stderr).toBe(2);
+    expect(r.stderr).toContain(`garbage-collect in container registry would run on ${other} (storage.filesystem.rootdirectory in ${V2_CONFIG}), which is not the storage at --root ${w.reg.root}`);
+    expect((await w.standins.calls()).some((c) => c.includes('garbage-collect'))).toBe(false);
+    expect((await tagsOnDisk(w.reg.root)).has('app:v1')).toBe(true);
+    expect(await markersLeft(w.reg.root)).toEqual([]);
+  });
+
+  test('docker: the right config but another volume mounted at its rootdirectory: the marker is not seen there', async () => {
+    const w = await setup({});
+    const other = join(w.dir, 'volume');
+    await mkdir(other);
+    await w.standins.configure({ containers: ['registry'], files: { [V2_CONFIG]: w.reg.configPath }, mounts: { [w.reg.root]: other }, registryBin: w.reg.bin });
+    const r = await runRegprune(['prune', 'app:v1', '--root', w.reg.root, '--yes', '--gc', 'docker:registry'], { env: { PATH: w.standins.path() } });
+    expect(r.exitCode, r.stderr).toBe(2);
+    expect(r.stderr).toMatch(/the marker regprune wrote to .*\/\.regprune\/marker-[0-9a-f-]+ is not at .* there \(docker exec registry cat .*No such file or directory\)/);
+    expect((await tagsOnDisk(w.reg.root)).has('app:v1')).toBe(true);
+    expect(await markersLeft(w.reg.root)).toEqual([]);
+  });
+
+  test('kubectl: the pod environment overrides the config (REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY) and is what counts', async () => {
+    const w = await setup({});
+    await w.standins.configure({
+      pods: { default: ['registry-0'] },
+      files: { [V2_CONFIG]: w.reg.configPath },
+      env: { REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: '/data/elsewhere' },
+      registryBin: w.reg.bin,
+    });
+    const r = await runRegprune(['prune', 'app:v1', '--root', w.reg.root, '--yes', '--gc', 'kubectl:registry-0'], { env: { PATH: w.standins.path() } });
+    expect(r.exitCode, r.stderr).toBe(2);
+    expect(r.stderr).toContain('garbage-collect in pod registry-0 would run on /data/elsewhere (REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY)');
+    expect((await tagsOnDisk(w.reg.root)).has('app:v1')).toBe(true);
+  });
+
+  test('docker: a matching container passes, and the marker is gone afterwards', async () => {
+    const w = await setup({});
+    await w.standins.configure({ containers: ['registry'], files: { [V2_CONFIG]: w.reg.configPath }, registryBin: w.reg.bin });
+    const r = await runRegprune(['prune', 'app:v1', '--root', w.reg.root, '--yes', '--gc', 'docker:registry', '-v'], { env: { PATH: w.standins.path() } });
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/garbage-collect storage: marker \.regprune\/marker-[0-9a-f-]+ written under .* read back as .* in container registry/);
+    expect((await tagsOnDisk(w.reg.root)).has('app:v1')).toBe(false);
+    expect(await markersLeft(w.reg.root)).toEqual([]);
+  });
+
+  test('local: --gc-config of another registry is a usage error naming both roots', async () => {
+    const w = await setup({});
+    const { path, other } = await otherConfig(w);
+    const r = await runRegprune(['prune', 'app:v1', '--root', w.reg.root, '--yes', '--gc', 'local', '--gc-config', path], { env: { PATH: w.standins.path() } });
+    expect(r.exitCode, r.stderr).toBe(2);
+    expect(r.stderr).toContain(`--gc local: garbage-collect would not run on --root ${w.reg.root}: its storage is ${path}: ${other} (storage.filesystem.rootdirectory in ${path})`);
+    expect(await w.standins.calls()).toEqual([]);
+    expect((await tagsOnDisk(w.reg.root)).has('app:v1')).toBe(true);
+  });
+
+  test('local: a config whose storage is not filesystem is a usage error naming the driver', async () => {
+    const w = await setup({});
+    const { path } = await otherConfig(w, 'version: 0.1\nstorage:\n  s3:\n    bucket: images\n    region: us-east-1\n  delete:\n    enabled: true\n');
+    const r = await runRegprune(['prune', 'app:v1', '--root', w.reg.root, '--yes', '--gc', 'local', '--gc-config', path], { env: { PATH: w.standins.path() } });
+    expect(r.exitCode, r.stderr).toBe(2);
+    expect(r.stderr).toContain(`garbage-collect in this host would run on the s3 storage driver (${path} storage.s3), not on a filesystem --root`);
+    expect((await tagsOnDisk(w.reg.root)).has('app:v1')).toBe(true);
   });
 });

@@ -1,10 +1,12 @@
+import { randomUUID } from 'node:crypto';
 import { isAbsolute, resolve } from 'node:path';
 import { Command } from 'commander';
 import { collectGarbage, prepareGc, type GcReport, type GcSettings, type PreparedGc } from '../../gc/collect.js';
 import { isMarkingLine } from '../../gc/output.js';
 import { formatArgv } from '../../gc/process.js';
 import { parseGcMode, splitCommand } from '../../gc/target.js';
-import { UsageError } from '../../model/errors.js';
+import { verifyGcStorage } from '../../gc/verify.js';
+import { RegpruneError, UsageError } from '../../model/errors.js';
 import type { ManifestOutcome, TagOutcome } from '../../plan/plan.js';
 import { AuditLog } from '../../storage/audit.js';
 import { acquireLock, type HeldLock } from '../../storage/lock.js';
@@ -91,6 +93,7 @@ export class RunSession {
   private log: AuditLog | undefined;
   private prepared: PreparedGc | undefined;
   private lay: Layout | undefined;
+  private verified: string | undefined;
   constructor(
     private readonly deps: CliDeps,
     readonly settings: RunSettings,
@@ -128,9 +131,23 @@ export class RunSession {
         this.log?.write(gcFailureRecord(gc, err));
         throw err;
       }
+      // Proven before anything is removed: garbage-collect elsewhere would free nothing here.
+      try {
+        const v = await verifyGcStorage({ fs: this.deps.fs, layout: lay, proc: this.deps.run, gc: this.prepared, env: this.deps.env, token: randomUUID() });
+        this.prepared = v.gc;
+        this.verified = v.how;
+      } catch (err) {
+        // A dry run may lack the right to write the marker: say so, change nothing.
+        if (write || !(err instanceof RegpruneError) || err.code !== 'IO') {
+          this.log?.write(gcFailureRecord(gc, err));
+          throw err;
+        }
+        this.reporter.note(`note: could not prove that garbage-collect runs on ${lay.root} (dry run): ${err.message}`);
+      }
       if (!this.quiet && this.prepared.configSource === 'found') {
         this.reporter.note(`garbage-collect config: ${this.prepared.config} (found in ${this.prepared.runner.where})`);
       }
+      if (!this.quiet && this.verified !== undefined && this.verbose) this.reporter.note(`garbage-collect storage: ${this.verified}`);
     }
   }
 
