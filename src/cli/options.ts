@@ -86,3 +86,20 @@ export function parseSelector(refs: readonly string[], opts: SelectorOptionValue
     keepLatest: opts.keepLatest,
   };
 }
+
+/** Table flags for people and scripts: `--no-headers`, `--no-trunc`. */
+export function addTableOptions(cmd: Command): Command {
+  return cmd
+    .option('--no-headers', 'print the table without its header line')
+    .option('--no-trunc', 'full digests, and no cutting of long cells to fit 100 columns');
+}
+
+export interface TableOptionValues {
+  headers: boolean;
+  trunc: boolean;
+}
+
+/** What the table flags mean for render.table(). */
+export function tableLook(opts: Partial<TableOptionValues>): { noHeaders: boolean; full: boolean } {
+  return { noHeaders: opts.headers === false, full: opts.trunc === false };
+}

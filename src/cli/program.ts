@@ -8,6 +8,7 @@ import { policyCommand } from './commands/policy.js';
 import { pruneCommand } from './commands/prune.js';
 import { restoreCommand } from './commands/restore.js';
 import { EXIT, type CliDeps, type ExitCode } from './deps.js';
+import { finishJson, startJson } from './session.js';
 
 const DESCRIPTION =
   "Free disk on a distribution registry (registry:2, registry:3, Debian's docker-registry) by removing tags, " +
@@ -62,16 +63,29 @@ export async function runCli(argv: readonly string[], deps: CliDeps): Promise<Ex
     program.outputHelp({ error: true });
     return EXIT.usage;
   }
+  // With --json, every exit prints one object on stdout; a failure adds `error`.
+  const dashes = argv.indexOf('--');
+  const asJson = (dashes < 0 ? argv : argv.slice(0, dashes)).includes('--json');
+  if (asJson) startJson(deps);
   try {
     await program.parseAsync([...argv], { from: 'user' });
+    if (asJson) finishJson(deps, code);
     return code;
   } catch (err) {
     if (err instanceof CommanderError) {
       if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return EXIT.ok;
+      if (asJson) finishJson(deps, EXIT.usage, { code: 'USAGE', message: err.message.replace(/^error: /, '') });
       return EXIT.usage;
     }
     deps.stderr.write(explain(err));
-    if (err instanceof RegpruneError && (err.code === 'USAGE' || err.code === 'NOT_A_ROOT')) return EXIT.usage;
-    return EXIT.failure;
+    const exit = err instanceof RegpruneError && (err.code === 'USAGE' || err.code === 'NOT_A_ROOT') ? EXIT.usage : EXIT.failure;
+    if (asJson) {
+      finishJson(
+        deps,
+        exit,
+        err instanceof RegpruneError ? { code: err.code, message: err.message, hint: err.hint } : { code: 'INTERNAL', message: err instanceof Error ? err.message : String(err) },
+      );
+    }
+    return exit;
   }
 }

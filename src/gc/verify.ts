@@ -170,3 +170,23 @@ async function verifyRemote(input: VerifyInput): Promise<Verified> {
     await marker.remove();
   }
 }
+
+/** The known config on this host whose filesystem rootdirectory is `root` (realpath), if any. */
+export async function findLocalConfig(fs: StorageFs, root: string, env: Readonly<Record<string, string | undefined>>): Promise<string | undefined> {
+  const real = await realOrUndefined(fs, root);
+  for (const config of KNOWN_CONFIGS) {
+    let text: string;
+    try {
+      text = await fs.readText(config);
+    } catch {
+      continue;
+    }
+    try {
+      const s = configuredStorage(text, env, config);
+      if (s.rootdirectory !== undefined && real !== undefined && (await realOrUndefined(fs, s.rootdirectory)) === real) return config;
+    } catch {
+      // not a config we can read: not the one
+    }
+  }
+  return undefined;
+}

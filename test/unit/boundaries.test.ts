@@ -105,11 +105,12 @@ describe('boundaries', () => {
   });
 
   // Comments may name the registry's directories (why-comments about its quirks need to);
-  // code may not: the layout lives in src/storage/paths.ts.
+  // code may not: the layout lives in src/storage/paths.ts. (A name that merely contains one,
+  // like the metric regprune_manifests_unlinked, is not the directory.)
   it('no code outside storage/ spells _manifests, _layers or _uploads', () => {
     const offenders = files
       .filter((f) => !inDir(f.rel, 'storage'))
-      .flatMap((f) => LAYOUT_NAMES.filter((n) => f.facts.code.includes(n)).map((n) => `${f.rel} spells ${n}`));
+      .flatMap((f) => LAYOUT_NAMES.filter((n) => new RegExp(`(?<![A-Za-z0-9])${n}`).test(f.facts.code)).map((n) => `${f.rel} spells ${n}`));
     expect(offenders).toEqual([]);
   });
 

@@ -14,7 +14,7 @@ import type { Layout } from '../../storage/paths.js';
 import { EXIT, worse, type CliDeps, type ExitCode } from '../deps.js';
 import { addRootOption } from '../options.js';
 import { humanBytes, plural } from '../render.js';
-import { Reporter, json, openStorage } from '../session.js';
+import { Reporter, json, jsonError, openStorage } from '../session.js';
 
 /** The flags `prune` and `gc` share. */
 export interface GcOptionValues {
@@ -149,6 +149,11 @@ export class RunSession {
       }
       if (!this.quiet && this.verified !== undefined && this.verbose) this.reporter.note(`garbage-collect storage: ${this.verified}`);
     }
+  }
+
+  /** The garbage-collect that was prepared (and proven), for the next-step advice. */
+  get preparedGc(): PreparedGc | undefined {
+    return this.prepared;
   }
 
   get gcWhere(): string | undefined {
@@ -347,6 +352,7 @@ export function gcCommand(deps: CliDeps, done: (code: ExitCode) => void): Comman
       if (report === undefined) throw new UsageError('gc needs a mode');
       if (opts.json === true) json(deps, { version: 1, root: lay.root, gc: gcJson(report) });
       let code = renderGc(deps, session, report, opts.json === true);
+      if (report.failure !== undefined) jsonError(deps, { code: 'GC', message: `${report.failure.step} failed: ${report.failure.message}` });
       if (reporter.warnings > 0) code = worse(code, EXIT.warnings);
       await session.close();
       done(code);

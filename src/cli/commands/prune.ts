@@ -4,17 +4,22 @@ import { ManifestCache } from '../../graph/load.js';
 import { UsageError } from '../../model/errors.js';
 import { applyPlan } from '../../plan/apply.js';
 import { buildPlan } from '../../plan/build.js';
-import { countResults, type ApplyReport, type Plan } from '../../plan/plan.js';
+import { countResults, type ApplyReport, type ManifestOutcome, type Plan, type TagOutcome } from '../../plan/plan.js';
 import { selectTags } from '../../policy/select.js';
 import { hasFilters, inRepositoryScope, isEmptySelection, type Selector } from '../../policy/selector.js';
 import { EXIT, worse, type CliDeps, type ExitCode } from '../deps.js';
-import { addRootOption, addSelectorOptions, parseSelector, type SelectorOptionValues } from '../options.js';
-import { humanBytes, plural, pushedCell, table } from '../render.js';
-import { Reporter, json, openStorage } from '../session.js';
+import { addRootOption, addSelectorOptions, addTableOptions, parseSelector, tableLook, type SelectorOptionValues, type TableOptionValues } from '../options.js';
+import { confirmationQuestion, confirmationText } from '../confirm.js';
+import { addMetricsOption, withMetrics } from '../metrics.js';
+import { nextStep, nextStepText } from '../nextstep.js';
+import { TABLE_WIDTH, digestCell, humanBytes, plural, pushedCell, table } from '../render.js';
+import { Reporter, json, jsonError, openStorage } from '../session.js';
 import { addPolicyOptions, loadPolicyForPrune, preparePolicy, renderExplain, type PolicyOptionValues } from '../policy.js';
+import type { GcReport } from '../../gc/collect.js';
 import { RunSession, addGcOptions, gcJson, parseGcOptions, renderGc, type GcOptionValues } from './gc.js';
 
-interface PruneOptions extends SelectorOptionValues, PolicyOptionValues, GcOptionValues {
+interface PruneOptions extends SelectorOptionValues, PolicyOptionValues, GcOptionValues, Partial<TableOptionValues> {
+  metricsFile?: string;
   root?: string;
   dryRun?: boolean;
   yes?: boolean;
@@ -32,7 +37,7 @@ export function pruneCommand(deps: CliDeps, done: (code: ExitCode) => void): Com
     .description('remove tags (and the manifests only they referenced) from the registry storage')
     .argument('[refs...]', 'exact tags to remove, as REPOSITORY:TAG (e.g. i1:T12 team/app:pr-17)')
     .usage('[REPO:TAG...] [selectors] [--dry-run | --yes]');
-  addGcOptions(addRootOption(addSelectorOptions(cmd)))
+  addTableOptions(addGcOptions(addRootOption(addSelectorOptions(cmd))))
     .option('--untagged', 'also remove manifests that were already untagged in the selected repositories (keeps multi-platform images whole)')
     .option('-n, --dry-run', 'show what would be removed and how many bytes garbage-collect would free; change nothing')
     .option('-y, --yes', 'remove without asking (needed when not on a terminal)')
@@ -40,79 +45,181 @@ export function pruneCommand(deps: CliDeps, done: (code: ExitCode) => void): Com
     .option('-v, --verbose', 'also list the kept tags and why')
     .option('-q, --quiet', 'no progress or reminders on stderr');
   addPolicyOptions(cmd);
-  return cmd.action(async (refs: string[], opts: PruneOptions) => {
-    const selector = parseSelector(refs, opts);
-    const loaded = await loadPolicyForPrune(opts, deps);
-    if (loaded === undefined && isEmptySelection(selector) && opts.untagged !== true) {
-      throw new UsageError(NOTHING_SELECTED, { hint: 'e.g. regprune prune --older-than 30d --keep-last 5 --dry-run' });
-    }
-    const dryRun = opts.dryRun === true;
-    if (!dryRun && opts.yes !== true && !deps.stdinIsTTY) {
-      throw new UsageError('refusing to remove without confirmation: stdin is not a terminal; pass --yes to remove, or --dry-run to preview');
-    }
-    const runSettings = parseGcOptions(opts, deps);
-    const lay = await openStorage(opts, deps);
-    const reporter = new Reporter(deps, opts.quiet === true);
-    const now = deps.now();
-    const policy = loaded === undefined ? undefined : preparePolicy(loaded, selector, now);
-    const session = new RunSession(deps, runSettings, reporter, opts.quiet === true, opts.verbose === true);
-    try {
-      // Real runs take the storage lock (dry runs only read); with --gc, check now that it can run there.
-      await session.begin(lay, !dryRun, `${now.getTime()}-${deps.pid}`);
-      // Shared with apply so manifests are read once; a dry run does not hold it while printing.
-      const cache = dryRun ? undefined : new ManifestCache(deps.fs, lay, limiter(64));
-      const plan = await buildPlan({
-        fs: deps.fs,
-        layout: lay,
-        now,
-        ...(cache === undefined ? {} : { cache }),
-        decide: policy?.decide ?? ((repos, dependent) => selectTags(repos, selector, now, dependent)),
-        ...(policy !== undefined ? policy.untagged : opts.untagged === true ? { untaggedIn: untaggedScope(selector) } : {}),
-        onWarning: reporter.warn,
-        onProgress: (p) => reporter.progress(`planning: ${p.done} ${p.phase} read`),
-      });
-      reporter.clearProgress();
-      let code: ExitCode = plan.missing.length > 0 ? EXIT.failure : EXIT.ok;
-      if (reporter.warnings > 0) code = worse(code, EXIT.warnings);
-      for (const t of plan.kept) {
-        if (refs.length > 0 && selector.refs.some((r) => r.repository === t.repository && r.tag === t.tag)) {
-          reporter.note(`note: ${t.repository}:${t.tag} was named but is ${t.reason}`);
+  addMetricsOption(cmd);
+  return cmd.action(async (refs: string[], opts: PruneOptions) =>
+    withMetrics(deps, opts, 'prune', done, async (counts, finish) => {
+      const startedAt = deps.now().getTime();
+      const selector = parseSelector(refs, opts);
+      const loaded = await loadPolicyForPrune(opts, deps);
+      if (loaded === undefined && isEmptySelection(selector) && opts.untagged !== true) {
+        throw new UsageError(NOTHING_SELECTED, { hint: 'e.g. regprune prune --older-than 30d --keep-last 5 --dry-run' });
+      }
+      const dryRun = opts.dryRun === true;
+      counts.dryRun = dryRun;
+      if (!dryRun && opts.yes !== true && !deps.stdinIsTTY) {
+        throw new UsageError('refusing to remove without confirmation: stdin is not a terminal; pass --yes to remove, or --dry-run to preview');
+      }
+      const runSettings = parseGcOptions(opts, deps);
+      const lay = await openStorage(opts, deps);
+      counts.root = lay.root;
+      const reporter = new Reporter(deps, opts.quiet === true);
+      const now = deps.now();
+      const policy = loaded === undefined ? undefined : preparePolicy(loaded, selector, now);
+      const session = new RunSession(deps, runSettings, reporter, opts.quiet === true, opts.verbose === true);
+      const asJson = opts.json === true;
+      try {
+        // Real runs take the storage lock (dry runs only read); with --gc, check now that it can run there.
+        await session.begin(lay, !dryRun, `${now.getTime()}-${deps.pid}`);
+        // Shared with apply so manifests are read once; a dry run does not hold it while printing.
+        const cache = dryRun ? undefined : new ManifestCache(deps.fs, lay, limiter(64));
+        const plan = await buildPlan({
+          fs: deps.fs,
+          layout: lay,
+          now,
+          ...(cache === undefined ? {} : { cache }),
+          decide: policy?.decide ?? ((repos, dependent) => selectTags(repos, selector, now, dependent)),
+          ...(policy !== undefined ? policy.untagged : opts.untagged === true ? { untaggedIn: untaggedScope(selector) } : {}),
+          onWarning: reporter.warn,
+          onProgress: (p) => reporter.progress(`planning: ${p.done} ${p.phase} read`),
+        });
+        reporter.clearProgress();
+        counts.reclaimableBytes = plan.reclaimableBytes;
+        let code: ExitCode = plan.missing.length > 0 ? EXIT.failure : EXIT.ok;
+        if (reporter.warnings > 0) code = worse(code, EXIT.warnings);
+        for (const t of plan.kept) {
+          if (refs.length > 0 && selector.refs.some((r) => r.repository === t.repository && r.tag === t.tag)) {
+            reporter.note(`note: ${t.repository}:${t.tag} was named but is ${t.reason}`);
+          }
         }
-      }
 
-      if (dryRun || (plan.tags.length === 0 && plan.manifests.length === 0)) {
-        // Nothing to remove, but a killed run's trash and journal are still finished.
-        if (!dryRun) await applyPlan({ fs: deps.fs, layout: lay, plan, ...(cache === undefined ? {} : { cache }), runId: `${now.getTime()}-${deps.pid}` });
-        const gc = dryRun ? undefined : await session.collect();
-        if (opts.json === true) json(deps, { ...planJson(plan, dryRun, opts.verbose === true), ...(gc === undefined ? {} : { gc: gcJson(gc) }) });
-        else if (policy !== undefined && opts.explain === true) renderExplain(deps, policy, plan, now, { summary: true, dryRun });
-        else renderPlan(deps, plan, now, opts.verbose === true, dryRun);
-        if (gc !== undefined) code = worse(code, renderGc(deps, session, gc, opts.json === true));
-        done(code);
-        return;
-      }
-      if (policy !== undefined && opts.explain === true && opts.json !== true) renderExplain(deps, policy, plan, now, { summary: false, dryRun: false });
-      if (opts.yes !== true) {
-        const repoCount = new Set(plan.tags.map((t) => t.repository)).size;
-        const ok = await deps.confirm(`Remove ${plural(plan.tags.length, 'tag')} from ${plural(repoCount, 'repository', 'repositories')}? [y/N] `);
-        if (!ok) {
-          reporter.note('nothing removed');
-          done(EXIT.usage);
+        if (dryRun || (plan.tags.length === 0 && plan.manifests.length === 0)) {
+          // Nothing to remove, but a killed run's trash and journal are still finished.
+          if (!dryRun) await applyPlan({ fs: deps.fs, layout: lay, plan, ...(cache === undefined ? {} : { cache }), runId: `${now.getTime()}-${deps.pid}` });
+          const gc = dryRun ? undefined : await session.collect();
+          if (gc !== undefined) counts.gcFreedBytes = gc.freedBytes;
+          if (asJson) json(deps, { ...planJson(plan, dryRun, opts.verbose === true), ...(gc === undefined ? {} : { gc: gcJson(gc) }) });
+          else if (policy !== undefined && opts.explain === true) renderExplain(deps, policy, plan, now, { summary: true, dryRun });
+          else renderPlan(deps, plan, now, opts.verbose === true, dryRun, tableLook(opts));
+          if (gc !== undefined) code = worse(code, renderGc(deps, session, gc, asJson));
+          explainExit(deps, plan, undefined, gc, reporter.warnings);
+          if (!dryRun) summary(deps, asJson, { tags: 0, manifests: 0, failed: 0, reclaimable: plan.reclaimableBytes, gc, seconds: (deps.now().getTime() - startedAt) / 1000, code });
+          finish(code);
           return;
         }
+        if (policy !== undefined && opts.explain === true && !asJson) renderExplain(deps, policy, plan, now, { summary: false, dryRun: false });
+        if (opts.yes !== true) {
+          deps.stderr.write(confirmationText(plan, now));
+          const ok = await deps.confirm(confirmationQuestion(plan));
+          if (!ok) {
+            reporter.note('nothing removed');
+            if (asJson) json(deps, planJson(plan, false, opts.verbose === true));
+            jsonError(deps, { code: 'NOT_CONFIRMED', message: 'not confirmed: nothing removed' });
+            finish(EXIT.usage);
+            return;
+          }
+        }
+        const progress = removalProgress(deps, reporter, plan);
+        const report = await applyPlan({
+          fs: deps.fs,
+          layout: lay,
+          plan,
+          ...(cache === undefined ? {} : { cache }),
+          runId: `${now.getTime()}-${deps.pid}`,
+          onOutcome: (o) => {
+            session.record(o);
+            progress(o);
+          },
+        });
+        reporter.clearProgress();
+        const tagCounts = countResults(report.tags);
+        const manifestCounts = countResults(report.manifests);
+        counts.tagsRemoved = tagCounts.removed;
+        counts.manifestsUnlinked = manifestCounts.removed;
+        const gc = await session.collect();
+        if (gc !== undefined) counts.gcFreedBytes = gc.freedBytes;
+        const failed = tagCounts.failed + manifestCounts.failed;
+        if (failed > 0) code = worse(code, EXIT.failure);
+        const removedAny = tagCounts.removed + manifestCounts.removed > 0;
+        const next = gc === undefined && removedAny ? await nextStep(deps, lay, session.preparedGc) : undefined;
+        if (asJson) {
+          json(deps, {
+            ...planJson(plan, false, opts.verbose === true),
+            ...outcomesJson(report),
+            ...(gc === undefined ? {} : { gc: gcJson(gc) }),
+            ...(next === undefined ? {} : { nextStep: { regprune: next.regprune, byHand: next.byHand, placeholder: next.placeholder ?? null } }),
+          });
+        } else renderOutcome(deps, report);
+        if (gc !== undefined) code = worse(code, renderGc(deps, session, gc, asJson));
+        if (next !== undefined && !asJson) deps.stdout.write(nextStepText(next));
+        explainExit(deps, plan, report, gc, reporter.warnings);
+        summary(deps, asJson, {
+          tags: tagCounts.removed,
+          manifests: manifestCounts.removed,
+          failed,
+          reclaimable: plan.reclaimableBytes,
+          gc,
+          seconds: (deps.now().getTime() - startedAt) / 1000,
+          code,
+        });
+        finish(code);
+      } finally {
+        await session.close();
       }
-      const report = await applyPlan({ fs: deps.fs, layout: lay, plan, ...(cache === undefined ? {} : { cache }), runId: `${now.getTime()}-${deps.pid}`, onOutcome: session.record });
-      const gc = await session.collect();
-      const failed = [...report.tags, ...report.manifests].some((o) => o.result === 'failed');
-      if (failed) code = worse(code, EXIT.failure);
-      if (opts.json === true) json(deps, { ...planJson(plan, false, opts.verbose === true), ...outcomesJson(report), ...(gc === undefined ? {} : { gc: gcJson(gc) }) });
-      else renderOutcome(deps, plan, report, gc !== undefined);
-      if (gc !== undefined) code = worse(code, renderGc(deps, session, gc, opts.json === true));
-      done(code);
-    } finally {
-      await session.close();
-    }
-  });
+    }),
+  );
+}
+
+/** Removal progress on a terminal: counts and rate, at most ten updates a second. */
+function removalProgress(deps: CliDeps, reporter: Reporter, plan: Plan): (o: TagOutcome | ManifestOutcome) => void {
+  const start = deps.now().getTime();
+  let tags = 0;
+  let manifests = 0;
+  let shown = 0;
+  return (o) => {
+    if ('tag' in o) tags++;
+    else manifests++;
+    const t = deps.now().getTime();
+    const last = tags === plan.tags.length && manifests === plan.manifests.length;
+    if (t - shown < 100 && !last) return;
+    shown = t;
+    const rate = t > start ? Math.round(((tags + manifests) * 1000) / (t - start)) : 0;
+    reporter.progress(`removing: ${tags}/${plan.tags.length} tags, ${manifests}/${plan.manifests.length} manifests (${rate}/s)`);
+  };
+}
+
+/** One line at the end of every real run: stdout for people, stderr beside --json. */
+function summary(
+  deps: CliDeps,
+  asJson: boolean,
+  s: { tags: number; manifests: number; failed: number; reclaimable: number; gc: GcReport | undefined; seconds: number; code: ExitCode },
+): void {
+  const gcPart =
+    s.gc === undefined
+      ? `garbage-collect not run (${humanBytes(s.reclaimable)} to free)`
+      : s.gc.dryRun
+        ? `garbage-collect --dry-run: ${plural(s.gc.blobsEligible, 'blob')} eligible`
+        : s.gc.exitCode === 0
+          ? `garbage-collect freed ${humanBytes(s.gc.freedBytes)}`
+          : 'garbage-collect FAILED';
+  const line =
+    `regprune: ${s.code === EXIT.ok ? 'ok' : s.code === EXIT.warnings ? 'done with warnings' : 'FAILED'}: ` +
+    `removed ${plural(s.tags, 'tag')}, unlinked ${plural(s.manifests, 'manifest')}` +
+    (s.failed > 0 ? `, ${s.failed} failed` : '') +
+    `; ${gcPart}; ${s.seconds.toFixed(1)}s (exit ${s.code})\n`;
+  (asJson ? deps.stderr : deps.stdout).write(line);
+}
+
+/** The JSON `error` of a run that exits non-zero without an exception: the most serious reason first. */
+function explainExit(deps: CliDeps, plan: Plan, report: ApplyReport | undefined, gc: GcReport | undefined, warnings: number): void {
+  const failed = report === undefined ? [] : [...report.tags, ...report.manifests].filter((o) => o.result === 'failed');
+  if (plan.missing.length > 0) {
+    jsonError(deps, { code: 'MISSING', message: `named ${plan.missing.length === 1 ? 'tag' : 'tags'} not found: ${plan.missing.join(', ')}`, hint: 'regprune list --repo REPOSITORY shows the tags there are' });
+  }
+  if (failed.length > 0) {
+    jsonError(deps, { code: 'FAILED', message: `${plural(failed.length, 'removal')} failed; see notRemoved`, hint: 'fix the cause (permissions, disk) and run again: what was removed stays removed' });
+  }
+  if (gc?.failure !== undefined) jsonError(deps, { code: 'GC', message: `${gc.failure.step} failed: ${gc.failure.message}` });
+  if (warnings > 0) jsonError(deps, { code: 'WARNINGS', message: `${plural(warnings, 'warning')}: something in the tree was not understood and was left in place`, hint: 'see the warnings on stderr' });
 }
 
 /**
@@ -161,28 +268,24 @@ function outcomesJson(report: ApplyReport) {
   };
 }
 
-function renderPlan(deps: CliDeps, plan: Plan, now: Date, verbose: boolean, dryRun: boolean): void {
+function renderPlan(deps: CliDeps, plan: Plan, now: Date, verbose: boolean, dryRun: boolean, look: { noHeaders: boolean; full: boolean }): void {
   const out = deps.stdout;
-  if (plan.tags.length > 0) {
-    out.write(
-      table(
-        ['REPOSITORY', 'TAG', 'DIGEST', 'PUSHED', 'REASON'],
-        plan.tags.map((t) => [t.repository, t.tag, t.digest.slice(0, 19), pushedCell(t.pushedAt, now), t.reason]),
-      ),
-    );
-  }
+  const fit = { noHeaders: look.noHeaders, ...(look.full ? {} : { width: TABLE_WIDTH, shrinkable: [0, 1, 4] }) };
+  const tagRows = (tags: Plan['tags']) => tags.map((t) => [t.repository, t.tag, digestCell(t.digest, look.full), pushedCell(t.pushedAt, now), t.reason]);
+  if (plan.tags.length > 0) out.write(table(['REPOSITORY', 'TAG', 'DIGEST', 'PUSHED', 'REASON'], tagRows(plan.tags), fit));
   if (verbose && plan.kept.length > 0) {
     out.write(`\nkept:\n`);
-    out.write(
-      table(
-        ['REPOSITORY', 'TAG', 'DIGEST', 'PUSHED', 'REASON'],
-        plan.kept.map((t) => [t.repository, t.tag, t.digest.slice(0, 19), pushedCell(t.pushedAt, now), t.reason]),
-      ),
-    );
+    out.write(table(['REPOSITORY', 'TAG', 'DIGEST', 'PUSHED', 'REASON'], tagRows(plan.kept), fit));
   }
   if (verbose && plan.manifests.length > 0) {
     out.write(`\nmanifests to unlink:\n`);
-    out.write(table(['REPOSITORY', 'DIGEST', 'REASON'], plan.manifests.map((m) => [m.repository, m.digest, m.reason])));
+    out.write(
+      table(
+        ['REPOSITORY', 'DIGEST', 'REASON'],
+        plan.manifests.map((m) => [m.repository, digestCell(m.digest, look.full), m.reason]),
+        { noHeaders: look.noHeaders, ...(look.full ? {} : { width: TABLE_WIDTH, shrinkable: [0, 2] }) },
+      ),
+    );
   }
   for (const b of plan.blocked) out.write(`${b.repository}: ${b.reason}\n`);
   if (plan.tags.length === 0 && plan.manifests.length === 0) {
@@ -198,7 +301,7 @@ function renderPlan(deps: CliDeps, plan: Plan, now: Date, verbose: boolean, dryR
   if (dryRun) out.write('Dry run: nothing was changed. Run again without --dry-run to remove.\n');
 }
 
-function renderOutcome(deps: CliDeps, plan: Plan, report: ApplyReport, gcRan = false): void {
+function renderOutcome(deps: CliDeps, report: ApplyReport): void {
   const out = deps.stdout;
   const tags = countResults(report.tags);
   const manifests = countResults(report.manifests);
@@ -213,8 +316,6 @@ function renderOutcome(deps: CliDeps, plan: Plan, report: ApplyReport, gcRan = f
       (tags.changed + manifests.changed > 0 ? `; ${tags.changed + manifests.changed} changed meanwhile and left in place` : '') +
       (tags.missing + manifests.missing > 0 ? `; ${tags.missing + manifests.missing} already gone` : '') +
       (tags.failed + manifests.failed > 0 ? `; ${tags.failed + manifests.failed} FAILED` : '') +
-      (gcRan
-        ? `.\n`
-        : `.\nRun garbage-collect (without -m) to free about ${humanBytes(plan.reclaimableBytes)}, then restart the registry (its blob cache is stale).\n`),
+      '.\n',
   );
 }
