@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { RegpruneError } from '../model/errors.js';
 import { checkCommand } from './commands/check.js';
+import { completionCommand } from './completion.js';
 import { duCommand } from './commands/du.js';
 import { gcCommand } from './commands/gc.js';
 import { listCommand } from './commands/list.js';
@@ -22,6 +23,7 @@ Examples:
   regprune prune --older-than 30d --keep-last 5 --yes --json > prune.json
   regprune policy check /etc/regprune/policy.yaml
   regprune prune --policy /etc/regprune/policy.yaml --dry-run --explain
+  source <(regprune completion bash)
 
 Exit codes: 0 done, 1 failure or partial (missing named tag, failed removal),
 2 usage error or refusal (nothing touched), 3 done with warnings (something in
@@ -44,6 +46,7 @@ export function createProgram(deps: CliDeps, done: (code: ExitCode) => void): Co
   // addCommand (unlike .command()) does not pass exitOverride and the output
   // settings down: without them a bad option would exit 1 through process.exit.
   for (const make of commands) program.addCommand(make(deps, done).copyInheritedSettings(program));
+  program.addCommand(completionCommand(deps, done, () => program).copyInheritedSettings(program));
   return program;
 }
 

@@ -498,3 +498,21 @@ describe('garbage-collect runs on the storage that was pruned, proven before any
     expect((await tagsOnDisk(w.reg.root)).has('app:v1')).toBe(true);
   });
 });
+
+describe('regprune gc --metrics-file', () => {
+  test('the bytes garbage-collect freed, labelled by root and command', async () => {
+    const w = await setup({});
+    await w.standins.configure({ containers: ['registry'], files: { [V2_CONFIG]: w.reg.configPath }, registryBin: w.reg.bin });
+    const pruned = await runRegprune(['prune', 'app:v1', '--root', w.reg.root, '--yes']);
+    expect(pruned.exitCode, pruned.stderr).toBe(0);
+    const metrics = join(w.dir, 'regprune.prom');
+    const r = await runRegprune(['gc', 'docker:registry', '--root', w.reg.root, '--json', '--metrics-file', metrics], { env: { PATH: w.standins.path() } });
+    expect(r.exitCode, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout) as { gc: { freedBytes: number } };
+    expect(out.gc.freedBytes).toBe(v1Bytes(w));
+    const text = await readFile(metrics, 'utf8');
+    expect(text).toContain(`regprune_gc_freed_bytes{root="${w.reg.root}",command="gc"} ${v1Bytes(w)}\n`);
+    expect(text).toContain(`regprune_last_run_success{root="${w.reg.root}",command="gc"} 1\n`);
+    expect((await readdir(w.dir)).filter((n) => n.includes('regprune.prom'))).toEqual(['regprune.prom']);
+  });
+});
