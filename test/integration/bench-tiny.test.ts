@@ -1,8 +1,8 @@
 import { execa } from 'execa';
-import { mkdtemp, readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, test } from 'vitest';
+import { describe, expect, test, onTestFinished } from 'vitest';
 import { REPO_ROOT } from '../helpers/cli.js';
 
 // The benchmark runs once at a tiny size so it keeps working; nothing here is
@@ -11,6 +11,7 @@ import { REPO_ROOT } from '../helpers/cli.js';
 describe('npm run bench, tiny', () => {
   test('every measurement runs and the results file is written', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'regprune-bench-tiny-'));
+    onTestFinished(() => rm(dir, { recursive: true, force: true }));
     const out = join(dir, 'results.json');
     const r = await execa(process.execPath, [join(REPO_ROOT, 'dist/bench/run.js'), '--repos', '4', '--tags', '5', '--runs', '1', '--apply-runs', '1', '--cache', 'warm', '--out', out], {
       reject: false,

@@ -1,5 +1,5 @@
 import { execa } from 'execa';
-import { cp, mkdtemp, readFile, readdir, utimes } from 'node:fs/promises';
+import { cp, mkdtemp, readFile, readdir, rm, utimes } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
@@ -72,13 +72,16 @@ describe('kill -9 at random points during apply', () => {
     await source.stop();
   });
 
+  const copies: string[] = [];
   afterAll(async () => {
     await check?.stop();
+    for (const dir of copies) await rm(dir, { recursive: true, force: true });
   });
 
   test('a killed and resumed prune ends with the same tree as an uninterrupted one, and every kept tag pulls', async () => {
     const copy = async () => {
       const dir = await mkdtemp(join(tmpdir(), 'regprune-crash-'));
+      copies.push(dir);
       await cp(source.root, dir, { recursive: true, preserveTimestamps: true });
       return dir;
     };

@@ -162,6 +162,7 @@ describe('the old recipe vs regprune, side by side on the same registry', () => 
   let a: RunningRegistry;
   let b: RunningRegistry;
   let tags: Tagged[];
+  let copyRoot: string | undefined;
 
   setupSuite(async () => {
     a = await startRegistry();
@@ -169,6 +170,7 @@ describe('the old recipe vs regprune, side by side on the same registry', () => 
     await a.stop();
     // An identical copy for regprune.
     const root = await mkdtemp(join(tmpdir(), 'regprune-copy-'));
+    copyRoot = root;
     await cp(a.root, root, { recursive: true, preserveTimestamps: true });
     b = await startRegistry({ root });
     await a.restart();
@@ -176,6 +178,8 @@ describe('the old recipe vs regprune, side by side on the same registry', () => 
   afterAll(async () => {
     await a?.stop();
     await b?.stop();
+    // A root given to startRegistry is the caller's to remove.
+    if (copyRoot !== undefined) await rm(copyRoot, { recursive: true, force: true });
   });
 
   test('rm -rf of the tag dirs + garbage-collect -m breaks the remaining multi-platform image; regprune + garbage-collect does not', async () => {

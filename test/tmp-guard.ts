@@ -1,0 +1,32 @@
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+/**
+ * The suite leaves nothing in the temp dir: every run gets its own TMPDIR
+ * (workers and the programs they start inherit it), and teardown fails the
+ * run, naming what is left, when a test did not clean up after itself.
+ * The registry helper's watchdog removes its dirs when a worker exits, so
+ * teardown gives it a few seconds first. The dir itself is always removed.
+ */
+export default function setup(): () => Promise<void> {
+  const parent = process.env.TMPDIR ?? tmpdir();
+  const dir = mkdtempSync(join(parent, 'regprune-test-run-'));
+  const before = process.env.TMPDIR;
+  process.env.TMPDIR = dir;
+  return async () => {
+    let left = readdirSync(dir);
+    for (let i = 0; i < 100 && left.length > 0; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      left = readdirSync(dir);
+    }
+    rmSync(dir, { recursive: true, force: true });
+    if (before === undefined) delete process.env.TMPDIR;
+    else process.env.TMPDIR = before;
+    if (left.length > 0) {
+      // vitest reports an error thrown here but still exits 0: set the code too.
+      process.exitCode = 1;
+      throw new Error(`the test run left ${left.length} entries in its temp dir (a test does not remove what it made): ${left.sort().join(', ')}`);
+    }
+  };
+}
