@@ -190,6 +190,9 @@ describe('--gc kubectl:...', () => {
     expect(control.count()).toBe(1);
     expect(r.stderr).not.toMatch(STALE);
     expect(r.stderr).toContain(`garbage-collect config: ${V3_CONFIG} (found in deployment infra/registry)`);
+    // The restart's output is labelled as the restart's, not as garbage-collect's.
+    expect(r.stderr).toContain('restart: deployment.apps/registry restarted\n');
+    expect(r.stderr).not.toContain('garbage-collect: deployment.apps/registry restarted');
     await pullAndVerify(w.reg.url, 'app', 'v2');
   });
 

@@ -351,3 +351,15 @@ describe('list: the selectors of prune, --no-headers, short digests, 100 columns
     expect(full.stdout).toContain(`release-${'x'.repeat(60)}`);
   });
 });
+
+describe('restore --run with an id the log does not have', () => {
+  it('names the run and the runs the log has, not some default root', async () => {
+    const { reg } = tree();
+    const pruned = await cli(reg, ['prune', '--root', ROOT, 'i1:T12', '--yes', '--log', '/srv/audit.jsonl']);
+    expect(pruned.code).toBe(0);
+    const r = await cli(reg, ['restore', '/srv/audit.jsonl', '--run', 'nope', '--dry-run']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe(`regprune: --run nope: no such run in /srv/audit.jsonl\nhint: runs in the log: ${NOW.getTime()}-4242\n`);
+    expect(r.stderr).not.toContain('/var/lib/registry');
+  });
+});

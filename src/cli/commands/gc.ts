@@ -179,6 +179,8 @@ export class RunSession {
     if (!this.quiet) this.reporter.note(PUSH_REMINDER);
     const tty = this.deps.stderr.isTTY === true;
     let lines = 0;
+    // The restart's output comes through the same callback: label it as what it is.
+    let label = 'garbage-collect';
     const report = await collectGarbage({
       fs: this.deps.fs,
       layout: lay,
@@ -186,13 +188,16 @@ export class RunSession {
       gc: prepared,
       events: {
         onWarning: this.reporter.warn,
-        onStep: (text) => this.reporter.progress(`garbage-collect: ${text}`),
+        onStep: (text) => {
+          label = text.startsWith('restarting') ? 'restart' : 'garbage-collect';
+          this.reporter.progress(`${label === 'restart' ? '' : 'garbage-collect: '}${text}`);
+        },
         onLine: (line, stream) => {
           lines++;
           const alarming = stream === 'stderr' && /level=(?:error|fatal|panic)|^panic:|^Error/i.test(line);
-          if (alarming) this.reporter.note(`garbage-collect: ${line}`);
-          else if (tty) this.reporter.progress(`garbage-collect: ${lines} lines of output`);
-          else if (!this.quiet && (this.verbose || !isMarkingLine(line))) this.reporter.note(`garbage-collect: ${line}`);
+          if (alarming) this.reporter.note(`${label}: ${line}`);
+          else if (tty) this.reporter.progress(`${label}: ${lines} lines of output`);
+          else if (!this.quiet && (this.verbose || !isMarkingLine(line))) this.reporter.note(`${label}: ${line}`);
         },
       },
     });

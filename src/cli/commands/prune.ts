@@ -97,12 +97,15 @@ export function pruneCommand(deps: CliDeps, done: (code: ExitCode) => void): Com
           if (!dryRun) await applyPlan({ fs: deps.fs, layout: lay, plan, ...(cache === undefined ? {} : { cache }), runId: `${now.getTime()}-${deps.pid}` });
           const gc = dryRun ? undefined : await session.collect();
           if (gc !== undefined) counts.gcFreedBytes = gc.freedBytes;
-          if (asJson) json(deps, { ...planJson(plan, dryRun, opts.verbose === true), ...(gc === undefined ? {} : { gc: gcJson(gc) }) });
+          const line = dryRun
+            ? undefined
+            : summaryLine({ tags: 0, manifests: 0, failed: 0, reclaimable: plan.reclaimableBytes, gc, seconds: (deps.now().getTime() - startedAt) / 1000, code: gc?.ok === false ? worse(code, EXIT.failure) : code });
+          if (asJson) json(deps, { ...planJson(plan, dryRun, opts.verbose === true), ...(gc === undefined ? {} : { gc: gcJson(gc) }), ...(line === undefined ? {} : { summary: line }) });
           else if (policy !== undefined && opts.explain === true) renderExplain(deps, policy, plan, now, { summary: true, dryRun });
           else renderPlan(deps, plan, now, opts.verbose === true, dryRun, tableLook(opts));
           if (gc !== undefined) code = worse(code, renderGc(deps, session, gc, asJson));
           explainExit(deps, plan, undefined, gc, reporter.warnings);
-          if (!dryRun) summary(deps, asJson, { tags: 0, manifests: 0, failed: 0, reclaimable: plan.reclaimableBytes, gc, seconds: (deps.now().getTime() - startedAt) / 1000, code });
+          if (line !== undefined && !asJson) deps.stdout.write(`${line}\n`);
           finish(code);
           return;
         }
@@ -141,26 +144,28 @@ export function pruneCommand(deps: CliDeps, done: (code: ExitCode) => void): Com
         if (failed > 0) code = worse(code, EXIT.failure);
         const removedAny = tagCounts.removed + manifestCounts.removed > 0;
         const next = gc === undefined && removedAny ? await nextStep(deps, lay, session.preparedGc) : undefined;
-        if (asJson) {
-          json(deps, {
-            ...planJson(plan, false, opts.verbose === true),
-            ...outcomesJson(report),
-            ...(gc === undefined ? {} : { gc: gcJson(gc) }),
-            ...(next === undefined ? {} : { nextStep: { regprune: next.regprune, byHand: next.byHand, placeholder: next.placeholder ?? null } }),
-          });
-        } else renderOutcome(deps, report);
-        if (gc !== undefined) code = worse(code, renderGc(deps, session, gc, asJson));
-        if (next !== undefined && !asJson) deps.stdout.write(nextStepText(next));
-        explainExit(deps, plan, report, gc, reporter.warnings);
-        summary(deps, asJson, {
+        const line = summaryLine({
           tags: tagCounts.removed,
           manifests: manifestCounts.removed,
           failed,
           reclaimable: plan.reclaimableBytes,
           gc,
           seconds: (deps.now().getTime() - startedAt) / 1000,
-          code,
+          code: gc?.ok === false ? worse(code, EXIT.failure) : reporter.warnings > 0 ? worse(code, EXIT.warnings) : code,
         });
+        if (asJson) {
+          json(deps, {
+            ...planJson(plan, false, opts.verbose === true),
+            ...outcomesJson(report),
+            ...(gc === undefined ? {} : { gc: gcJson(gc) }),
+            ...(next === undefined ? {} : { nextStep: { regprune: next.regprune, byHand: next.byHand, placeholder: next.placeholder ?? null } }),
+            summary: line,
+          });
+        } else renderOutcome(deps, report);
+        if (gc !== undefined) code = worse(code, renderGc(deps, session, gc, asJson));
+        if (next !== undefined && !asJson) deps.stdout.write(nextStepText(next));
+        explainExit(deps, plan, report, gc, reporter.warnings);
+        if (!asJson) deps.stdout.write(`${line}\n`);
         finish(code);
       } finally {
         await session.close();
@@ -187,26 +192,22 @@ function removalProgress(deps: CliDeps, reporter: Reporter, plan: Plan): (o: Tag
   };
 }
 
-/** One line at the end of every real run: stdout for people, stderr beside --json. */
-function summary(
-  deps: CliDeps,
-  asJson: boolean,
-  s: { tags: number; manifests: number; failed: number; reclaimable: number; gc: GcReport | undefined; seconds: number; code: ExitCode },
-): void {
+/** One line at the end of every real run: the last line of stdout, or `summary` in the JSON. */
+function summaryLine(s: { tags: number; manifests: number; failed: number; reclaimable: number; gc: GcReport | undefined; seconds: number; code: ExitCode }): string {
   const gcPart =
     s.gc === undefined
       ? `garbage-collect not run (${humanBytes(s.reclaimable)} to free)`
       : s.gc.dryRun
         ? `garbage-collect --dry-run: ${plural(s.gc.blobsEligible, 'blob')} eligible`
         : s.gc.exitCode === 0
-          ? `garbage-collect freed ${humanBytes(s.gc.freedBytes)}`
+          ? `garbage-collect freed ${humanBytes(s.gc.freedBytes)}${s.gc.restart?.result === 'restarted' ? ', registry restarted' : ''}`
           : 'garbage-collect FAILED';
-  const line =
+  return (
     `regprune: ${s.code === EXIT.ok ? 'ok' : s.code === EXIT.warnings ? 'done with warnings' : 'FAILED'}: ` +
     `removed ${plural(s.tags, 'tag')}, unlinked ${plural(s.manifests, 'manifest')}` +
     (s.failed > 0 ? `, ${s.failed} failed` : '') +
-    `; ${gcPart}; ${s.seconds.toFixed(1)}s (exit ${s.code})\n`;
-  (asJson ? deps.stderr : deps.stdout).write(line);
+    `; ${gcPart}; ${s.seconds.toFixed(1)}s (exit ${s.code})`
+  );
 }
 
 /** The JSON `error` of a run that exits non-zero without an exception: the most serious reason first. */

@@ -51,6 +51,11 @@ export function restoreCommand(deps: CliDeps, done: (code: ExitCode) => void): C
     for (const p of parsed.problems) reporter.note(`warning: ${logPath}:${p.line}: ${p.message}; ignored`);
     const runs = opts.run === undefined ? undefined : new Set(opts.run);
     const removals = parsed.lines.filter((l) => (l.action === 'remove-tag' || l.action === 'remove-manifest') && (runs === undefined || runs.has(l.run)));
+    const unknown = runs === undefined ? [] : [...runs].filter((r) => !parsed.lines.some((l) => l.run === r));
+    if (unknown.length > 0) {
+      const known = [...new Set(parsed.lines.map((l) => l.run))];
+      throw new UsageError(`--run ${unknown.join(', ')}: no such run in ${logPath}`, { hint: known.length === 0 ? 'the log has no runs' : `runs in the log: ${known.join(', ')}` });
+    }
 
     let rootPath: string;
     if (opts.root !== undefined || deps.env.REGPRUNE_ROOT !== undefined) rootPath = rootDir(opts, deps);
