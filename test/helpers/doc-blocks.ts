@@ -4,13 +4,16 @@ import { readFileSync } from 'node:fs';
  * Shell code blocks of the documentation, for test/integration/docs.test.ts.
  *
  * Every fenced block whose info string is `sh`, `bash` or `shell` is a
- * block of commands. It runs in a test against the sample registry unless
- * the line right before its opening fence (indentation allowed) says why not:
+ * block of commands, and the line right before its opening fence
+ * (indentation allowed) must say what the test does with it:
  *
- *     <!-- doctest: skip REASON -->
+ *     <!-- doctest: run -->           runs against the sample registry, exit 0
+ *     <!-- doctest: exit 2 -->        runs; the block ends with that status
+ *     <!-- doctest: skip REASON -->   does not run, and says why
  *
- * REASON is required (e.g. `needs the registry host over ssh`). A block may
- * also say which exit status its last command has: `<!-- doctest: exit 2 -->`.
+ * REASON is required (e.g. `needs the registry host over ssh`). A block
+ * without a marker fails the test: the tests run as root, so nothing runs
+ * that its author did not mean to run.
  */
 export interface DocBlock {
   /** `docs/install.md:58`: file and line of the opening fence. */
@@ -40,12 +43,10 @@ export function docBlocks(path: string, label: string): DocBlock[] {
       let skip: string | undefined;
       let exit = 0;
       let badMarker: string | undefined;
-      if (before.startsWith('<!--') && before.includes('doctest')) {
-        const m = /^<!--\s*doctest:\s*(?:skip\s+(\S.*?)|exit\s+(\d+))\s*-->$/.exec(before);
-        if (m === null) badMarker = before;
-        else if (m[1] !== undefined) skip = m[1];
-        else exit = Number(m[2]);
-      }
+      const m = /^<!--\s*doctest:\s*(?:(run)|skip\s+(\S.*?)|exit\s+(\d+))\s*-->$/.exec(before);
+      if (m === null) badMarker = before === '' ? '(no doctest marker)' : before;
+      else if (m[2] !== undefined) skip = m[2];
+      else if (m[3] !== undefined) exit = Number(m[3]);
       blocks.push({ where: `${label}:${i + 1}`, lang, code: `${body.join('\n')}\n`, skip, exit, badMarker });
     }
     i = end;

@@ -11,7 +11,8 @@ import { docBlocks, type DocBlock } from '../helpers/doc-blocks.js';
 // Every shell block of README.md and docs/*.md runs here against a fresh copy
 // of the sample registry, or says why it cannot (`<!-- doctest: skip REASON -->`,
 // see test/helpers/doc-blocks.ts). The commands run as written, through bash,
-// with these host paths pointing into the test's temp dir instead:
+// with $REGPRUNE_ROOT set to the copy, and these host paths pointing into the
+// test's temp dir instead:
 //   /srv/registry, /var/lib/registry, /var/lib/docker-registry -> the sample registry copy
 //   /etc/regprune/policy.yaml  -> a copy of docs/policy.example.yaml
 //   /var/log/regprune, /var/lib/node_exporter/textfile -> empty dirs
@@ -56,7 +57,7 @@ async function sandbox(): Promise<{ dir: string; env: Record<string, string>; re
       .replace(/\/etc\/regprune\/policy\.yaml/g, join(dir, 'etc/policy.yaml'))
       .replace(/\/var\/log\/regprune/g, join(dir, 'log'))
       .replace(/\/var\/lib\/node_exporter\/textfile/g, join(dir, 'textfile'));
-  const env = { PATH: `${bin}:${process.env.PATH ?? ''}`, HOME: dir, TMPDIR: dir, LANG: 'C.UTF-8' };
+  const env = { PATH: `${bin}:${process.env.PATH ?? ''}`, HOME: dir, TMPDIR: dir, LANG: 'C.UTF-8', REGPRUNE_ROOT: registry };
   return { dir, env, rewrite };
 }
 
@@ -72,6 +73,9 @@ describe('documentation', () => {
   test.each(runnable.map((b) => [b.where, b] as const))('%s runs against the sample registry', async (_where, block) => {
     const box = await sandbox();
     const script = box.rewrite(block.code);
+    // The tests run as root: a block that would still touch a system path is not run.
+    const outside = script.match(/(?:^|[\s'"=(])\/(?:etc|usr|var|opt|srv|root|home|boot|lib|bin|sbin|run|proc|sys)\/\S*/gm) ?? [];
+    expect(outside, `${block.where} touches paths outside the sandbox; mark it skip or use the documented paths`).toEqual([]);
     const r = await execa('bash', ['-o', 'pipefail', '-c', block.exit === 0 ? `set -e\n${script}` : script], {
       cwd: box.dir,
       env: box.env,
