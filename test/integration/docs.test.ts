@@ -16,7 +16,8 @@ import { docBlocks, type DocBlock } from '../helpers/doc-blocks.js';
 //   /srv/registry, /var/lib/registry, /var/lib/docker-registry -> the sample registry copy
 //   /etc/regprune/policy.yaml  -> a copy of docs/policy.example.yaml
 //   /var/log/regprune, /var/lib/node_exporter/textfile -> empty dirs
-// and `regprune` and `sudo` (which only runs its arguments) first on PATH.
+// and `regprune` and `sudo` (which only runs its arguments) first on PATH. The working
+// directory has docs/policy.example.yaml, as the root of a checkout does.
 
 const FIXTURE = fileURLToPath(new URL('../../fixtures/sample-registry', import.meta.url));
 const AGES = fileURLToPath(new URL('../../fixtures/sample-ages.json', import.meta.url));
@@ -49,6 +50,9 @@ async function sandbox(): Promise<{ dir: string; env: Record<string, string>; re
   await chmod(join(bin, 'sudo'), 0o755);
   await mkdir(join(dir, 'etc'));
   await copyFile(join(REPO_ROOT, 'docs/policy.example.yaml'), join(dir, 'etc/policy.yaml'));
+  // Commands that name files of the checkout (docs/policy.example.yaml) run where they would: its root.
+  await mkdir(join(dir, 'docs/examples'), { recursive: true });
+  await copyFile(join(REPO_ROOT, 'docs/policy.example.yaml'), join(dir, 'docs/policy.example.yaml'));
   await mkdir(join(dir, 'log'));
   await mkdir(join(dir, 'textfile'));
   const rewrite = (code: string) =>
@@ -84,5 +88,31 @@ describe('documentation', () => {
       timeout: 60_000,
     });
     expect(r.exitCode, `${block.where}\n--- script ---\n${script}--- stdout ---\n${r.stdout}\n--- stderr ---\n${r.stderr}`).toBe(block.exit);
+  });
+});
+
+describe('docs/install.md: the checksum made at build time checks after the documented copy', () => {
+  test('sha256sum as written in the build step, scp of both files to /tmp, then sha256sum -c there', async () => {
+    const box = await sandbox();
+    const install = blocks.filter((b) => b.where.startsWith('docs/install.md:'));
+    const made = install.flatMap((b) => b.code.split('\n')).find((l) => /sha256sum .*> .*\.sha256/.test(l));
+    const copy = install.flatMap((b) => b.code.split('\n')).find((l) => /^scp .*\.sha256/.test(l));
+    const check = install.flatMap((b) => b.code.split('\n')).find((l) => /sha256sum -c /.test(l));
+    expect(made, 'the build step makes a .sha256 file').toBeDefined();
+    expect(copy, 'the copy step copies it').toBeDefined();
+    expect(check, 'the host checks it').toBeDefined();
+    await mkdir(join(box.dir, 'dist'));
+    await writeFile(join(box.dir, 'dist/regprune-linux-x64'), 'not really an executable\n');
+    const sh = (script: string) => execa('bash', ['-euo', 'pipefail', '-c', script], { cwd: box.dir, env: box.env, extendEnv: false, reject: false });
+    const built = await sh(made as string);
+    expect(built.exitCode, built.stderr).toBe(0);
+    // scp FILES... registry-host:/tmp/ -> the files, side by side, in the host's /tmp.
+    const files = (copy as string).split(/\s+/).filter((w) => w.startsWith('dist/'));
+    expect(files.length).toBe(2);
+    await mkdir(join(box.dir, 'host-tmp'));
+    for (const f of files) await copyFile(join(box.dir, f), join(box.dir, 'host-tmp', f.slice('dist/'.length)));
+    const checked = await sh((check as string).replace(/\/tmp\b/g, join(box.dir, 'host-tmp')));
+    expect(checked.exitCode, `${checked.stdout}\n${checked.stderr}`).toBe(0);
+    expect(checked.stdout).toContain('regprune-linux-x64: OK');
   });
 });
