@@ -2,7 +2,7 @@ import { execa } from 'execa';
 import { cp, mkdtemp, readFile, rm, utimes } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, test } from 'vitest';
+import { afterAll, describe, expect, onTestFinished, test } from 'vitest';
 import type { Digest, RepositoryName, TagName } from '../../src/model/names.js';
 import { layout } from '../../src/storage/paths.js';
 import { REGPRUNE_BIN, runRegprune } from '../helpers/cli.js';
@@ -147,8 +147,14 @@ describe('pushes while prune applies its plan', () => {
     'seed %i: every tag pushed during the run pulls, before and after garbage-collect; untouched planned tags are gone',
     async (seed) => {
       const root = await mkdtemp(join(tmpdir(), 'regprune-concurrent-'));
+      // Removed also when the test fails (a root given to startRegistry is the caller's).
+      onTestFinished(async () => {
+        await reg?.stop();
+        await rm(root, { recursive: true, force: true });
+      });
+      let reg: Awaited<ReturnType<typeof startRegistry>> | undefined;
       await cp(source, root, { recursive: true, preserveTimestamps: true });
-      const reg = await startRegistry({ root });
+      reg = await startRegistry({ root });
       live.push(reg);
       const lay = layout(root);
 

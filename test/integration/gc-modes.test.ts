@@ -146,6 +146,8 @@ describe('--gc docker:CONTAINER', () => {
     expect(r.stdout).toContain(`garbage-collect in container registry with ${V2_CONFIG}: 4 blobs marked, 3 blobs and 0 manifests eligible for deletion.`);
     expect(r.stdout).toMatch(/Freed \d+(\.\d)? KiB \(3 blobs\); removed 2 dangling layer links\./);
     expect(r.stdout).not.toContain('Run garbage-collect');
+    expect(r.stdout).not.toContain('Next:');
+    expect(r.stdout).toMatch(/\nregprune: ok: removed 1 tag, unlinked 1 manifest; garbage-collect freed \d+(\.\d)? KiB; [\d.]+s \(exit 0\)\n$/);
     // --quiet: no reminder, no passed-on lines; the stale-cache warning stays.
     expect(r.stderr).not.toMatch(REMINDER);
     expect(r.stderr).not.toContain('garbage-collect: ');
@@ -511,8 +513,9 @@ describe('regprune gc --metrics-file', () => {
     const metrics = join(w.dir, 'regprune.prom');
     const r = await runRegprune(['gc', 'docker:registry', '--root', w.reg.root, '--json', '--metrics-file', metrics], { env: { PATH: w.standins.path() } });
     expect(r.exitCode, r.stderr).toBe(0);
-    const out = JSON.parse(r.stdout) as { gc: { freedBytes: number } };
+    const out = JSON.parse(r.stdout) as { gc: { freedBytes: number }; summary: string };
     expect(out.gc.freedBytes).toBe(v1Bytes(w));
+    expect(out.summary).toMatch(/^regprune: ok: garbage-collect freed \d+(\.\d)? KiB \(3 blobs\), removed 2 dangling layer links; [\d.]+s \(exit 0\)$/);
     const text = await readFile(metrics, 'utf8');
     expect(text).toContain(`regprune_gc_freed_bytes{root="${w.reg.root}",command="gc"} ${v1Bytes(w)}\n`);
     expect(text).toContain(`regprune_last_run_success{root="${w.reg.root}",command="gc"} 1\n`);

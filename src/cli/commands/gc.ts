@@ -362,10 +362,22 @@ export function gcCommand(deps: CliDeps, done: (code: ExitCode) => void): Comman
         const report = await session.collect();
         if (report === undefined) throw new UsageError('gc needs a mode');
         counts.gcFreedBytes = report.freedBytes;
-        if (opts.json === true) json(deps, { version: 1, root: lay.root, gc: gcJson(report) });
+        const expected = worse(report.ok ? EXIT.ok : EXIT.failure, reporter.warnings > 0 ? EXIT.warnings : EXIT.ok);
+        const seconds = (deps.now().getTime() - now.getTime()) / 1000;
+        const line =
+          `regprune: ${expected === EXIT.ok ? 'ok' : expected === EXIT.warnings ? 'done with warnings' : 'FAILED'}: ` +
+          (report.exitCode !== 0
+            ? 'garbage-collect FAILED'
+            : report.dryRun
+              ? `garbage-collect --dry-run: ${plural(report.blobsEligible, 'blob')} eligible`
+              : `garbage-collect freed ${humanBytes(report.freedBytes)} (${plural(report.blobsDeleted, 'blob')}), removed ${plural(report.layerLinksRemoved, 'dangling layer link')}`) +
+          (report.restart?.result === 'restarted' ? ', registry restarted' : report.restart?.result === 'failed' ? ', restart FAILED' : '') +
+          `; ${seconds.toFixed(1)}s (exit ${expected})`;
+        if (opts.json === true) json(deps, { version: 1, root: lay.root, gc: gcJson(report), summary: line });
         let code = renderGc(deps, session, report, opts.json === true);
         if (report.failure !== undefined) jsonError(deps, { code: 'GC', message: `${report.failure.step} failed: ${report.failure.message}` });
         if (reporter.warnings > 0) code = worse(code, EXIT.warnings);
+        if (opts.json !== true) deps.stdout.write(`${line}\n`);
         await session.close();
         finish(code);
       } finally {
