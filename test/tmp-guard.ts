@@ -7,7 +7,7 @@ import { join } from 'node:path';
  * (workers and the programs they start inherit it), and teardown fails the
  * run, naming what is left, when a test did not clean up after itself.
  * The registry helper's watchdog removes its dirs when a worker exits, so
- * teardown gives it a few seconds first. The dir itself is always removed.
+ * teardown gives it time first. The dir itself is always removed.
  */
 export default function setup(): () => Promise<void> {
   const parent = process.env.TMPDIR ?? tmpdir();
@@ -16,7 +16,10 @@ export default function setup(): () => Promise<void> {
   process.env.TMPDIR = dir;
   return async () => {
     let left = readdirSync(dir);
-    for (let i = 0; i < 100 && left.length > 0; i++) {
+    // 10 s for anything; up to 90 s while only registry dirs remain: the watchdog deletes
+    // their trees (thousands of files for the crash and concurrency suites) on a busy machine.
+    const watchdogs = () => left.every((n) => n.startsWith('regprune-registry-'));
+    for (let i = 0; left.length > 0 && (i < 100 || (watchdogs() && i < 900)); i++) {
       await new Promise((r) => setTimeout(r, 100));
       left = readdirSync(dir);
     }

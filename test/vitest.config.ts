@@ -9,6 +9,8 @@ export default defineConfig({
     // Real-registry tests start processes and wait on HTTP; give them room.
     testTimeout: 120_000,
     hookTimeout: 120_000,
+    // test/tmp-guard.ts may wait for the registry watchdog to delete large trees.
+    teardownTimeout: 120_000,
     // Two cores: real-registry suites each run a registry process.
     maxWorkers: 2,
   },

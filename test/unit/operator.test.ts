@@ -247,6 +247,13 @@ describe('progress, next step, summary', () => {
     });
   });
 
+  it('tags removed but no manifest unlinked: garbage-collect has nothing to free, no next step', async () => {
+    const { reg } = tree();
+    const r = await cli(reg, ['prune', '--root', ROOT, 'i2:T21', '--yes']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^Removed 1 tag and unlinked 0 manifests\.\nregprune: ok: removed 1 tag, unlinked 0 manifests; garbage-collect not run \(0 B to free\); 0\.0s \(exit 0\)\n$/);
+  });
+
   it('nothing removed: no next step', async () => {
     const { reg } = tree();
     const r = await cli(reg, ['prune', '--root', ROOT, '--tag', 'nomatch', '--yes']);

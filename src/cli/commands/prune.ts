@@ -142,8 +142,8 @@ export function pruneCommand(deps: CliDeps, done: (code: ExitCode) => void): Com
         if (gc !== undefined) counts.gcFreedBytes = gc.freedBytes;
         const failed = tagCounts.failed + manifestCounts.failed;
         if (failed > 0) code = worse(code, EXIT.failure);
-        const removedAny = tagCounts.removed + manifestCounts.removed > 0;
-        const next = gc === undefined && removedAny ? await nextStep(deps, lay, session.preparedGc) : undefined;
+        // Only unlinked manifests give garbage-collect something to free; removed tags alone do not.
+        const next = gc === undefined && manifestCounts.removed > 0 ? await nextStep(deps, lay, session.preparedGc) : undefined;
         const line = summaryLine({
           tags: tagCounts.removed,
           manifests: manifestCounts.removed,
