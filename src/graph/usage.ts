@@ -45,6 +45,8 @@ export interface MeasureOptions {
   /** Which repositories to report (all are still measured, so exclusivity is exact). */
   readonly includeRepository?: (name: RepositoryName) => boolean;
   readonly onWarning?: (w: StorageWarning) => void;
+  /** Counts as the walk goes (the CLI shows them on a terminal). */
+  readonly onProgress?: (p: { phase: 'tags' | 'manifests'; done: number }) => void;
 }
 
 /** Upload directories of one repository: bytes received and whether the upload is stale. */
@@ -87,10 +89,14 @@ export async function measureUploads(fs: StorageFs, lay: Layout, repo: Repositor
  */
 export async function measureUsage(fs: StorageFs, lay: Layout, options: MeasureOptions): Promise<StorageUsage> {
   const warn = options.onWarning ?? (() => {});
-  const records = await walkRepositories(fs, lay, { onWarning: warn });
+  const progress = options.onProgress;
+  const records = await walkRepositories(fs, lay, { onWarning: warn, ...(progress === undefined ? {} : { onProgress: (p) => progress({ phase: 'tags', done: p.tags }) }) });
   const [store, graph] = await Promise.all([
     walkBlobStore(fs, lay, warn),
-    loadRepoManifests(fs, lay, new Map(records.map((r) => [r.name, r.tags.map((t) => t.digest)])), { onWarning: warn }),
+    loadRepoManifests(fs, lay, new Map(records.map((r) => [r.name, r.tags.map((t) => t.digest)])), {
+      onWarning: warn,
+      ...(progress === undefined ? {} : { onProgress: (p) => progress({ phase: 'manifests', done: p.manifests }) }),
+    }),
   ]);
   const refs = (d: Digest) => graph.cache.refs(d);
   const marks = new Map<RepositoryName, Set<Digest>>();

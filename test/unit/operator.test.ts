@@ -218,6 +218,16 @@ describe('progress, next step, summary', () => {
     expect(pipe.stderr).not.toContain('\r');
   });
 
+  it('du shows its progress on a terminal, not on a pipe', async () => {
+    const { reg } = tree();
+    const tty = await cli(reg, ['du', '--root', ROOT], { stderrTTY: true });
+    expect(tty.stderr).toMatch(/\r\x1b\[Kmeasuring: \d+ tags read/);
+    expect(tty.stderr).toMatch(/\r\x1b\[Kmeasuring: \d+ manifests read/);
+    expect(tty.stderr.endsWith('\r\x1b[K')).toBe(true);
+    const pipe = await cli(reg, ['du', '--root', ROOT]);
+    expect(pipe.stderr).toBe('');
+  });
+
   it('no --gc: the exact command for this host (its config found by rootdirectory, its binary), the restart, and the summary line', async () => {
     const { reg } = tree();
     reg.write('/etc/docker/registry/config.yml', `version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: ${ROOT}\n`);

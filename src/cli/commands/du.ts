@@ -25,7 +25,9 @@ export function duCommand(deps: CliDeps, done: (code: ExitCode) => void): Comman
       now: deps.now(),
       includeRepository: (name) => inRepositoryScope(scope, name),
       onWarning: reporter.warn,
+      onProgress: (p) => reporter.progress(`measuring: ${p.done} ${p.phase} read`),
     });
+    reporter.clearProgress();
     if (opts.json === true) json(deps, { version: 1, ...usage });
     else {
       const max = Math.max(1, ...usage.repositories.map((r) => r.exclusiveBytes));
