@@ -19,6 +19,12 @@ fi
 [ -d node_modules ] || npm ci --no-audit --no-fund
 npm run build --silent
 npx tsc -p test/tsconfig.json
+# The run leaves the temp dir as it found it: everything it writes there (vitest's own module
+# cache included) goes to one directory, removed at the end. test/tmp-guard.ts fails the run
+# when a test leaves something behind.
+run_tmp=$(mktemp -d "${TMPDIR:-/tmp}/regprune-npm-test.XXXXXX")
+trap 'rm -rf "$run_tmp"' EXIT
+export TMPDIR="$run_tmp"
 results=$(mktemp)
 status=0
 npx vitest run --config test/vitest.config.ts --reporter=default --reporter=json --outputFile.json="$results" "$@" || status=$?

@@ -10,16 +10,21 @@ import { join } from 'node:path';
  * teardown gives it time first. The dir itself is always removed.
  */
 export default function setup(): () => Promise<void> {
+  return guardTmp({ anyMs: 10_000, watchdogMs: 90_000 });
+}
+
+export function guardTmp(wait: { anyMs: number; watchdogMs: number }): () => Promise<void> {
   const parent = process.env.TMPDIR ?? tmpdir();
   const dir = mkdtempSync(join(parent, 'regprune-test-run-'));
   const before = process.env.TMPDIR;
   process.env.TMPDIR = dir;
   return async () => {
     let left = readdirSync(dir);
-    // 10 s for anything; up to 90 s while only registry dirs remain: the watchdog deletes
-    // their trees (thousands of files for the crash and concurrency suites) on a busy machine.
+    // Up to anyMs for anything; up to watchdogMs while only registry dirs remain: the watchdog
+    // deletes their trees (thousands of files for the crash and concurrency suites) on a busy machine.
+    const start = Date.now();
     const watchdogs = () => left.every((n) => n.startsWith('regprune-registry-'));
-    for (let i = 0; left.length > 0 && (i < 100 || (watchdogs() && i < 900)); i++) {
+    while (left.length > 0 && Date.now() - start < (watchdogs() ? wait.watchdogMs : wait.anyMs)) {
       await new Promise((r) => setTimeout(r, 100));
       left = readdirSync(dir);
     }
