@@ -28,6 +28,23 @@ export function exitCodeOf(err: unknown): ExitCode {
 }
 
 /**
+ * A commander action that runs `body` with the run's counts and writes the
+ * metrics file (see withMetrics). The action's own arguments come last; the
+ * options object (second to last, as commander passes it) has --metrics-file.
+ */
+export function metered<A extends unknown[]>(
+  deps: CliDeps,
+  command: 'prune' | 'gc',
+  done: (code: ExitCode) => void,
+  body: (counts: RunCounts, done: (code: ExitCode) => void, ...args: A) => Promise<void>,
+): (...args: A) => Promise<void> {
+  return (...args: A) => {
+    const opts = (args[args.length - 2] ?? {}) as { metricsFile?: string; root?: string };
+    return withMetrics(deps, opts, command, done, (counts, finish) => body(counts, finish, ...args));
+  };
+}
+
+/**
  * Runs `body` and writes the metrics file (when --metrics-file was given)
  * with the exit code it ended with, error or not. `done` is the command's
  * exit callback; `body` gets a wrapped one.

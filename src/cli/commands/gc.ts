@@ -12,7 +12,7 @@ import { AuditLog } from '../../storage/audit.js';
 import { acquireLock, type HeldLock } from '../../storage/lock.js';
 import type { Layout } from '../../storage/paths.js';
 import { EXIT, worse, type CliDeps, type ExitCode } from '../deps.js';
-import { addMetricsOption, withMetrics } from '../metrics.js';
+import { addMetricsOption, metered } from '../metrics.js';
 import { addRootOption } from '../options.js';
 import { humanBytes, plural } from '../render.js';
 import { Reporter, json, jsonError, openStorage } from '../session.js';
@@ -343,46 +343,44 @@ export function gcCommand(deps: CliDeps, done: (code: ExitCode) => void): Comman
     .option('-v, --verbose', 'also pass on the per-item marking lines of garbage-collect (when stderr is not a terminal)')
     .option('-q, --quiet', 'no progress or reminders on stderr');
   addMetricsOption(cmd);
-  return cmd.action(async (mode: string | undefined, opts: GcCommandOptions) =>
-    withMetrics(deps, opts, 'gc', done, async (counts, finish) => {
-      if (mode !== undefined && opts.gc !== undefined && mode !== opts.gc) throw new UsageError(`two modes given: ${mode} and --gc ${opts.gc}`);
-      const modeText = mode ?? opts.gc;
-      if (modeText === undefined || modeText.trim() === 'none') {
-        throw new UsageError('gc needs a mode: where does the registry run?', { hint: 'e.g. regprune gc docker:registry --root /srv/registry --restart' });
-      }
-      const settings = parseGcOptions({ ...opts, gcDryRun: opts.gcDryRun === true || opts.dryRun === true ? true : undefined }, deps, modeText);
-      counts.dryRun = settings.gc?.dryRun === true;
-      const lay = await openStorage(opts, deps);
-      counts.root = lay.root;
-      const reporter = new Reporter(deps, opts.quiet === true);
-      const session = new RunSession(deps, settings, reporter, opts.quiet === true, opts.verbose === true);
-      const now = deps.now();
-      try {
-        await session.begin(lay, settings.gc?.dryRun !== true, `${now.getTime()}-${deps.pid}`);
-        const report = await session.collect();
-        if (report === undefined) throw new UsageError('gc needs a mode');
-        counts.gcFreedBytes = report.freedBytes;
-        const expected = worse(report.ok ? EXIT.ok : EXIT.failure, reporter.warnings > 0 ? EXIT.warnings : EXIT.ok);
-        const seconds = (deps.now().getTime() - now.getTime()) / 1000;
-        const line =
-          `regprune: ${expected === EXIT.ok ? 'ok' : expected === EXIT.warnings ? 'done with warnings' : 'FAILED'}: ` +
-          (report.exitCode !== 0
-            ? 'garbage-collect FAILED'
-            : report.dryRun
-              ? `garbage-collect --dry-run: ${plural(report.blobsEligible, 'blob')} eligible`
-              : `garbage-collect freed ${humanBytes(report.freedBytes)} (${plural(report.blobsDeleted, 'blob')}), removed ${plural(report.layerLinksRemoved, 'dangling layer link')}`) +
-          (report.restart?.result === 'restarted' ? ', registry restarted' : report.restart?.result === 'failed' ? ', restart FAILED' : '') +
-          `; ${seconds.toFixed(1)}s (exit ${expected})`;
-        if (opts.json === true) json(deps, { version: 1, root: lay.root, gc: gcJson(report), summary: line });
-        let code = renderGc(deps, session, report, opts.json === true);
-        if (report.failure !== undefined) jsonError(deps, { code: 'GC', message: `${report.failure.step} failed: ${report.failure.message}` });
-        if (reporter.warnings > 0) code = worse(code, EXIT.warnings);
-        if (opts.json !== true) deps.stdout.write(`${line}\n`);
-        await session.close();
-        finish(code);
-      } finally {
-        await session.close();
-      }
-    }),
-  );
+  return cmd.action(metered(deps, 'gc', done, async (counts, finish, mode: string | undefined, opts: GcCommandOptions) => {
+    if (mode !== undefined && opts.gc !== undefined && mode !== opts.gc) throw new UsageError(`two modes given: ${mode} and --gc ${opts.gc}`);
+    const modeText = mode ?? opts.gc;
+    if (modeText === undefined || modeText.trim() === 'none') {
+      throw new UsageError('gc needs a mode: where does the registry run?', { hint: 'e.g. regprune gc docker:registry --root /srv/registry --restart' });
+    }
+    const settings = parseGcOptions({ ...opts, gcDryRun: opts.gcDryRun === true || opts.dryRun === true ? true : undefined }, deps, modeText);
+    counts.dryRun = settings.gc?.dryRun === true;
+    const lay = await openStorage(opts, deps);
+    counts.root = lay.root;
+    const reporter = new Reporter(deps, opts.quiet === true);
+    const session = new RunSession(deps, settings, reporter, opts.quiet === true, opts.verbose === true);
+    const now = deps.now();
+    try {
+      await session.begin(lay, settings.gc?.dryRun !== true, `${now.getTime()}-${deps.pid}`);
+      const report = await session.collect();
+      if (report === undefined) throw new UsageError('gc needs a mode');
+      counts.gcFreedBytes = report.freedBytes;
+      const expected = worse(report.ok ? EXIT.ok : EXIT.failure, reporter.warnings > 0 ? EXIT.warnings : EXIT.ok);
+      const seconds = (deps.now().getTime() - now.getTime()) / 1000;
+      const line =
+        `regprune: ${expected === EXIT.ok ? 'ok' : expected === EXIT.warnings ? 'done with warnings' : 'FAILED'}: ` +
+        (report.exitCode !== 0
+          ? 'garbage-collect FAILED'
+          : report.dryRun
+            ? `garbage-collect --dry-run: ${plural(report.blobsEligible, 'blob')} eligible`
+            : `garbage-collect freed ${humanBytes(report.freedBytes)} (${plural(report.blobsDeleted, 'blob')}), removed ${plural(report.layerLinksRemoved, 'dangling layer link')}`) +
+        (report.restart?.result === 'restarted' ? ', registry restarted' : report.restart?.result === 'failed' ? ', restart FAILED' : '') +
+        `; ${seconds.toFixed(1)}s (exit ${expected})`;
+      if (opts.json === true) json(deps, { version: 1, root: lay.root, gc: gcJson(report), summary: line });
+      let code = renderGc(deps, session, report, opts.json === true);
+      if (report.failure !== undefined) jsonError(deps, { code: 'GC', message: `${report.failure.step} failed: ${report.failure.message}` });
+      if (reporter.warnings > 0) code = worse(code, EXIT.warnings);
+      if (opts.json !== true) deps.stdout.write(`${line}\n`);
+      await session.close();
+      finish(code);
+    } finally {
+      await session.close();
+    }
+  }));
 }

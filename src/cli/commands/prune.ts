@@ -10,7 +10,7 @@ import { hasFilters, inRepositoryScope, isEmptySelection, type Selector } from '
 import { EXIT, worse, type CliDeps, type ExitCode } from '../deps.js';
 import { addRootOption, addSelectorOptions, addTableOptions, parseSelector, tableLook, type SelectorOptionValues, type TableOptionValues } from '../options.js';
 import { confirmationQuestion, confirmationText } from '../confirm.js';
-import { addMetricsOption, withMetrics } from '../metrics.js';
+import { addMetricsOption, metered } from '../metrics.js';
 import { nextStep, nextStepText } from '../nextstep.js';
 import { TABLE_WIDTH, digestCell, humanBytes, plural, pushedCell, table } from '../render.js';
 import { Reporter, json, jsonError, openStorage } from '../session.js';
@@ -46,132 +46,130 @@ export function pruneCommand(deps: CliDeps, done: (code: ExitCode) => void): Com
     .option('-q, --quiet', 'no progress or reminders on stderr');
   addPolicyOptions(cmd);
   addMetricsOption(cmd);
-  return cmd.action(async (refs: string[], opts: PruneOptions) =>
-    withMetrics(deps, opts, 'prune', done, async (counts, finish) => {
-      const startedAt = deps.now().getTime();
-      const selector = parseSelector(refs, opts);
-      const loaded = await loadPolicyForPrune(opts, deps);
-      if (loaded === undefined && isEmptySelection(selector) && opts.untagged !== true) {
-        throw new UsageError(NOTHING_SELECTED, { hint: 'e.g. regprune prune --older-than 30d --keep-last 5 --dry-run' });
-      }
-      const dryRun = opts.dryRun === true;
-      counts.dryRun = dryRun;
-      if (!dryRun && opts.yes !== true && !deps.stdinIsTTY) {
-        throw new UsageError('refusing to remove without confirmation: stdin is not a terminal; pass --yes to remove, or --dry-run to preview');
-      }
-      const runSettings = parseGcOptions(opts, deps);
-      const lay = await openStorage(opts, deps);
-      counts.root = lay.root;
-      const reporter = new Reporter(deps, opts.quiet === true);
-      const now = deps.now();
-      const policy = loaded === undefined ? undefined : preparePolicy(loaded, selector, now);
-      const session = new RunSession(deps, runSettings, reporter, opts.quiet === true, opts.verbose === true);
-      const asJson = opts.json === true;
-      try {
-        // Real runs take the storage lock (dry runs only read); with --gc, check now that it can run there.
-        await session.begin(lay, !dryRun, `${now.getTime()}-${deps.pid}`);
-        // Shared with apply so manifests are read once; a dry run does not hold it while printing.
-        const cache = dryRun ? undefined : new ManifestCache(deps.fs, lay, limiter(64));
-        const plan = await buildPlan({
-          fs: deps.fs,
-          layout: lay,
-          now,
-          ...(cache === undefined ? {} : { cache }),
-          decide: policy?.decide ?? ((repos, dependent) => selectTags(repos, selector, now, dependent)),
-          ...(policy !== undefined ? policy.untagged : opts.untagged === true ? { untaggedIn: untaggedScope(selector) } : {}),
-          onWarning: reporter.warn,
-          onProgress: (p) => reporter.progress(`planning: ${p.done} ${p.phase} read`),
-        });
-        reporter.clearProgress();
-        counts.reclaimableBytes = plan.reclaimableBytes;
-        let code: ExitCode = plan.missing.length > 0 ? EXIT.failure : EXIT.ok;
-        if (reporter.warnings > 0) code = worse(code, EXIT.warnings);
-        for (const t of plan.kept) {
-          if (refs.length > 0 && selector.refs.some((r) => r.repository === t.repository && r.tag === t.tag)) {
-            reporter.note(`note: ${t.repository}:${t.tag} was named but is ${t.reason}`);
-          }
+  return cmd.action(metered(deps, 'prune', done, async (counts, finish, refs: string[], opts: PruneOptions) => {
+    const startedAt = deps.now().getTime();
+    const selector = parseSelector(refs, opts);
+    const loaded = await loadPolicyForPrune(opts, deps);
+    if (loaded === undefined && isEmptySelection(selector) && opts.untagged !== true) {
+      throw new UsageError(NOTHING_SELECTED, { hint: 'e.g. regprune prune --older-than 30d --keep-last 5 --dry-run' });
+    }
+    const dryRun = opts.dryRun === true;
+    counts.dryRun = dryRun;
+    if (!dryRun && opts.yes !== true && !deps.stdinIsTTY) {
+      throw new UsageError('refusing to remove without confirmation: stdin is not a terminal; pass --yes to remove, or --dry-run to preview');
+    }
+    const runSettings = parseGcOptions(opts, deps);
+    const lay = await openStorage(opts, deps);
+    counts.root = lay.root;
+    const reporter = new Reporter(deps, opts.quiet === true);
+    const now = deps.now();
+    const policy = loaded === undefined ? undefined : preparePolicy(loaded, selector, now);
+    const session = new RunSession(deps, runSettings, reporter, opts.quiet === true, opts.verbose === true);
+    const asJson = opts.json === true;
+    try {
+      // Real runs take the storage lock (dry runs only read); with --gc, check now that it can run there.
+      await session.begin(lay, !dryRun, `${now.getTime()}-${deps.pid}`);
+      // Shared with apply so manifests are read once; a dry run does not hold it while printing.
+      const cache = dryRun ? undefined : new ManifestCache(deps.fs, lay, limiter(64));
+      const plan = await buildPlan({
+        fs: deps.fs,
+        layout: lay,
+        now,
+        ...(cache === undefined ? {} : { cache }),
+        decide: policy?.decide ?? ((repos, dependent) => selectTags(repos, selector, now, dependent)),
+        ...(policy !== undefined ? policy.untagged : opts.untagged === true ? { untaggedIn: untaggedScope(selector) } : {}),
+        onWarning: reporter.warn,
+        onProgress: (p) => reporter.progress(`planning: ${p.done} ${p.phase} read`),
+      });
+      reporter.clearProgress();
+      counts.reclaimableBytes = plan.reclaimableBytes;
+      let code: ExitCode = plan.missing.length > 0 ? EXIT.failure : EXIT.ok;
+      if (reporter.warnings > 0) code = worse(code, EXIT.warnings);
+      for (const t of plan.kept) {
+        if (refs.length > 0 && selector.refs.some((r) => r.repository === t.repository && r.tag === t.tag)) {
+          reporter.note(`note: ${t.repository}:${t.tag} was named but is ${t.reason}`);
         }
+      }
 
-        if (dryRun || (plan.tags.length === 0 && plan.manifests.length === 0)) {
-          // Nothing to remove, but a killed run's trash and journal are still finished.
-          if (!dryRun) await applyPlan({ fs: deps.fs, layout: lay, plan, ...(cache === undefined ? {} : { cache }), runId: `${now.getTime()}-${deps.pid}` });
-          const gc = dryRun ? undefined : await session.collect();
-          if (gc !== undefined) counts.gcFreedBytes = gc.freedBytes;
-          const line = dryRun
-            ? undefined
-            : summaryLine({ tags: 0, manifests: 0, failed: 0, reclaimable: plan.reclaimableBytes, gc, seconds: (deps.now().getTime() - startedAt) / 1000, code: gc?.ok === false ? worse(code, EXIT.failure) : code });
-          if (asJson) json(deps, { ...planJson(plan, dryRun, opts.verbose === true), ...(gc === undefined ? {} : { gc: gcJson(gc) }), ...(line === undefined ? {} : { summary: line }) });
-          else if (policy !== undefined && opts.explain === true) renderExplain(deps, policy, plan, now, { summary: true, dryRun });
-          else renderPlan(deps, plan, now, opts.verbose === true, dryRun, tableLook(opts));
-          if (gc !== undefined) code = worse(code, renderGc(deps, session, gc, asJson));
-          explainExit(deps, plan, undefined, gc, reporter.warnings);
-          if (line !== undefined && !asJson) deps.stdout.write(`${line}\n`);
-          finish(code);
+      if (dryRun || (plan.tags.length === 0 && plan.manifests.length === 0)) {
+        // Nothing to remove, but a killed run's trash and journal are still finished.
+        if (!dryRun) await applyPlan({ fs: deps.fs, layout: lay, plan, ...(cache === undefined ? {} : { cache }), runId: `${now.getTime()}-${deps.pid}` });
+        const gc = dryRun ? undefined : await session.collect();
+        if (gc !== undefined) counts.gcFreedBytes = gc.freedBytes;
+        const line = dryRun
+          ? undefined
+          : summaryLine({ tags: 0, manifests: 0, failed: 0, reclaimable: plan.reclaimableBytes, gc, seconds: (deps.now().getTime() - startedAt) / 1000, code: gc?.ok === false ? worse(code, EXIT.failure) : code });
+        if (asJson) json(deps, { ...planJson(plan, dryRun, opts.verbose === true), ...(gc === undefined ? {} : { gc: gcJson(gc) }), ...(line === undefined ? {} : { summary: line }) });
+        else if (policy !== undefined && opts.explain === true) renderExplain(deps, policy, plan, now, { summary: true, dryRun });
+        else renderPlan(deps, plan, now, opts.verbose === true, dryRun, tableLook(opts));
+        if (gc !== undefined) code = worse(code, renderGc(deps, session, gc, asJson));
+        explainExit(deps, plan, undefined, gc, reporter.warnings);
+        if (line !== undefined && !asJson) deps.stdout.write(`${line}\n`);
+        finish(code);
+        return;
+      }
+      if (policy !== undefined && opts.explain === true && !asJson) renderExplain(deps, policy, plan, now, { summary: false, dryRun: false });
+      if (opts.yes !== true) {
+        deps.stderr.write(confirmationText(plan, now));
+        const ok = await deps.confirm(confirmationQuestion(plan));
+        if (!ok) {
+          reporter.note('nothing removed');
+          if (asJson) json(deps, planJson(plan, false, opts.verbose === true));
+          jsonError(deps, { code: 'NOT_CONFIRMED', message: 'not confirmed: nothing removed' });
+          finish(EXIT.usage);
           return;
         }
-        if (policy !== undefined && opts.explain === true && !asJson) renderExplain(deps, policy, plan, now, { summary: false, dryRun: false });
-        if (opts.yes !== true) {
-          deps.stderr.write(confirmationText(plan, now));
-          const ok = await deps.confirm(confirmationQuestion(plan));
-          if (!ok) {
-            reporter.note('nothing removed');
-            if (asJson) json(deps, planJson(plan, false, opts.verbose === true));
-            jsonError(deps, { code: 'NOT_CONFIRMED', message: 'not confirmed: nothing removed' });
-            finish(EXIT.usage);
-            return;
-          }
-        }
-        const progress = removalProgress(deps, reporter, plan);
-        const report = await applyPlan({
-          fs: deps.fs,
-          layout: lay,
-          plan,
-          ...(cache === undefined ? {} : { cache }),
-          runId: `${now.getTime()}-${deps.pid}`,
-          onOutcome: (o) => {
-            session.record(o);
-            progress(o);
-          },
-        });
-        reporter.clearProgress();
-        const tagCounts = countResults(report.tags);
-        const manifestCounts = countResults(report.manifests);
-        counts.tagsRemoved = tagCounts.removed;
-        counts.manifestsUnlinked = manifestCounts.removed;
-        const gc = await session.collect();
-        if (gc !== undefined) counts.gcFreedBytes = gc.freedBytes;
-        const failed = tagCounts.failed + manifestCounts.failed;
-        if (failed > 0) code = worse(code, EXIT.failure);
-        // Only unlinked manifests give garbage-collect something to free; removed tags alone do not.
-        const next = gc === undefined && manifestCounts.removed > 0 ? await nextStep(deps, lay, session.preparedGc) : undefined;
-        const line = summaryLine({
-          tags: tagCounts.removed,
-          manifests: manifestCounts.removed,
-          failed,
-          reclaimable: plan.reclaimableBytes,
-          gc,
-          seconds: (deps.now().getTime() - startedAt) / 1000,
-          code: gc?.ok === false ? worse(code, EXIT.failure) : reporter.warnings > 0 ? worse(code, EXIT.warnings) : code,
-        });
-        if (asJson) {
-          json(deps, {
-            ...planJson(plan, false, opts.verbose === true),
-            ...outcomesJson(report),
-            ...(gc === undefined ? {} : { gc: gcJson(gc) }),
-            ...(next === undefined ? {} : { nextStep: { regprune: next.regprune, byHand: next.byHand, placeholder: next.placeholder ?? null } }),
-            summary: line,
-          });
-        } else renderOutcome(deps, report);
-        if (gc !== undefined) code = worse(code, renderGc(deps, session, gc, asJson));
-        if (next !== undefined && !asJson) deps.stdout.write(nextStepText(next));
-        explainExit(deps, plan, report, gc, reporter.warnings);
-        if (!asJson) deps.stdout.write(`${line}\n`);
-        finish(code);
-      } finally {
-        await session.close();
       }
-    }),
-  );
+      const progress = removalProgress(deps, reporter, plan);
+      const report = await applyPlan({
+        fs: deps.fs,
+        layout: lay,
+        plan,
+        ...(cache === undefined ? {} : { cache }),
+        runId: `${now.getTime()}-${deps.pid}`,
+        onOutcome: (o) => {
+          session.record(o);
+          progress(o);
+        },
+      });
+      reporter.clearProgress();
+      const tagCounts = countResults(report.tags);
+      const manifestCounts = countResults(report.manifests);
+      counts.tagsRemoved = tagCounts.removed;
+      counts.manifestsUnlinked = manifestCounts.removed;
+      const gc = await session.collect();
+      if (gc !== undefined) counts.gcFreedBytes = gc.freedBytes;
+      const failed = tagCounts.failed + manifestCounts.failed;
+      if (failed > 0) code = worse(code, EXIT.failure);
+      // Only unlinked manifests give garbage-collect something to free; removed tags alone do not.
+      const next = gc === undefined && manifestCounts.removed > 0 ? await nextStep(deps, lay, session.preparedGc) : undefined;
+      const line = summaryLine({
+        tags: tagCounts.removed,
+        manifests: manifestCounts.removed,
+        failed,
+        reclaimable: plan.reclaimableBytes,
+        gc,
+        seconds: (deps.now().getTime() - startedAt) / 1000,
+        code: gc?.ok === false ? worse(code, EXIT.failure) : reporter.warnings > 0 ? worse(code, EXIT.warnings) : code,
+      });
+      if (asJson) {
+        json(deps, {
+          ...planJson(plan, false, opts.verbose === true),
+          ...outcomesJson(report),
+          ...(gc === undefined ? {} : { gc: gcJson(gc) }),
+          ...(next === undefined ? {} : { nextStep: { regprune: next.regprune, byHand: next.byHand, placeholder: next.placeholder ?? null } }),
+          summary: line,
+        });
+      } else renderOutcome(deps, report);
+      if (gc !== undefined) code = worse(code, renderGc(deps, session, gc, asJson));
+      if (next !== undefined && !asJson) deps.stdout.write(nextStepText(next));
+      explainExit(deps, plan, report, gc, reporter.warnings);
+      if (!asJson) deps.stdout.write(`${line}\n`);
+      finish(code);
+    } finally {
+      await session.close();
+    }
+  }));
 }
 
 /** Removal progress on a terminal: counts and rate, at most ten updates a second. */
