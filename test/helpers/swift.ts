@@ -16,6 +16,10 @@ import { startRegistry, tellWatchdog, type RunningRegistry, type StartOptions } 
  * 503, which s3api reports as SlowDown).
  */
 
+// Tests that open the S3 client in-process: the AWS SDK's Node-version notice is noise here
+// as in the CLI (src/cli/main.ts sets the same switch).
+process.env['AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED'] ??= 'true';
+
 export const SWIFT_PACKAGES = 'swift swift-proxy swift-account swift-container swift-object python3-swiftclient memcached';
 const SWIFT_CONF = '/etc/swift/swift.conf';
 const INSTALL_HINT =
