@@ -65,4 +65,16 @@ describe('S3 harness (Swift + registry s3 driver)', () => {
     await expect(access(other.dir)).rejects.toThrow(/ENOENT/);
     await expect(fetch(`${other.endpoint}/healthcheck`)).rejects.toThrow();
   });
+
+  test('without the Swift packages, start-up fails saying what to install', async () => {
+    const path = process.env['PATH'];
+    process.env['PATH'] = '/nonexistent';
+    try {
+      await expect(startSwift()).rejects.toThrow(
+        /cannot start OpenStack Swift: missing on PATH: memcached, swift-ring-builder, swift-account-server, .*apt-get install -y swift swift-proxy swift-account swift-container swift-object python3-swiftclient memcached/,
+      );
+    } finally {
+      process.env['PATH'] = path;
+    }
+  });
 });
