@@ -130,6 +130,27 @@ describe('listing-first S3 walk', () => {
     const seen: StorageWarning[] = [];
     let solo: Digest;
     let api: Digest;
+    let multipartRevision: Digest;
+
+    /** Writes `body` as a one-part multipart upload (as the registry writes big blobs). */
+    const multipartPut = async (key: string, body: string): Promise<void> => {
+      const sdk = await import('@aws-sdk/client-s3');
+      const client = new sdk.S3Client({
+        region: config.region,
+        endpoint: swift.endpoint,
+        forcePathStyle: true,
+        credentials: { accessKeyId: swift.accessKey, secretAccessKey: swift.secretKey },
+      });
+      try {
+        const { UploadId } = await client.send(new sdk.CreateMultipartUploadCommand({ Bucket: BUCKET, Key: key }));
+        const part = await client.send(new sdk.UploadPartCommand({ Bucket: BUCKET, Key: key, UploadId, PartNumber: 1, Body: body }));
+        await client.send(
+          new sdk.CompleteMultipartUploadCommand({ Bucket: BUCKET, Key: key, UploadId, MultipartUpload: { Parts: [{ PartNumber: 1, ETag: part.ETag }] } }),
+        );
+      } finally {
+        client.destroy();
+      }
+    };
 
     setupSuite(async () => {
       solo = walk.repositories.find((r) => r.name === 'solo')!.tags[0]!.digest;
@@ -140,10 +161,13 @@ describe('listing-first S3 walk', () => {
       await store.put(`${root()}team/app/api/_manifests/tags/v1/current/link`, solo);
       // A revision link of team/app/api naming another manifest.
       await store.put(`${root()}team/app/api/_manifests/revisions/sha256/${api.slice(7)}/link`, solo);
+      // A right revision link of team/app written by a multipart upload: its ETag is not an MD5 of the content.
+      multipartRevision = walk.repositories.find((r) => r.name === 'team/app')!.revisions[0]!;
+      await multipartPut(`${root()}team/app/_manifests/revisions/sha256/${multipartRevision.slice(7)}/link`, multipartRevision);
       const fresh = await openS3(config);
       try {
         after = await walkS3(fresh, s3KeyPrefix(config.rootdirectory), { onWarning: (w) => seen.push(w), describe: (k) => `s3://${BUCKET}/${k}` });
-        expect(fresh.stats().requests.get).toBe(3);
+        expect(fresh.stats().requests.get).toBe(4);
       } finally {
         fresh.close();
       }
@@ -170,7 +194,15 @@ describe('listing-first S3 walk', () => {
       expect(r.revisions).toEqual([]);
       expect(r.problems).toHaveLength(1);
       expect(seen.filter((w) => w.code === 'bad-link')).toHaveLength(2);
-      expect(after.linksRead).toBe(3);
+      expect(after.linksRead).toBe(4);
+    });
+
+    test('a link with a multipart ETag is read with a GET, and accepted when right', async () => {
+      const head = await store.head(`${root()}team/app/_manifests/revisions/sha256/${multipartRevision.slice(7)}/link`);
+      expect(head?.etag).toMatch(/-1$/);
+      const app = after.repositories.find((x) => x.name === 'team/app')!;
+      expect(app.revisions).toEqual(walk.repositories.find((x) => x.name === 'team/app')!.revisions);
+      expect(app.problems).toEqual([]);
     });
 
     test('linkEtag is the md5 a single PUT gives', async () => {

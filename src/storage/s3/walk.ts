@@ -64,8 +64,9 @@ interface TagAcc {
 
 interface RepoAcc {
   readonly tags: Map<string, TagAcc>;
-  readonly revisions: Map<string, S3ObjectInfo>;
-  readonly layers: Map<string, S3ObjectInfo>;
+  /** By dir hex: null when the listing's ETag already proved the link (only unproven objects are kept: at 100k tags, most keys). */
+  readonly revisions: Map<string, S3ObjectInfo | null>;
+  readonly layers: Map<string, S3ObjectInfo | null>;
 }
 
 const LINK_SIZE = 'sha256:'.length + 64;
@@ -103,6 +104,8 @@ export async function walkS3(store: ObjectStore, rootPrefix: string, options: S3
     return acc;
   };
 
+  const proven = (object: S3ObjectInfo, digest: string) => object.size === LINK_SIZE && object.etag === linkEtag(digest);
+
   await store.list(prefix, (page) => {
     for (const object of page) {
       keys++;
@@ -120,10 +123,10 @@ export async function walkS3(store: ObjectStore, rootPrefix: string, options: S3
           tagAcc(repo, k.tag);
           break;
         case 'revision':
-          repo.revisions.set(k.hex, object);
+          repo.revisions.set(k.hex, proven(object, `sha256:${k.hex}`) ? null : object);
           break;
         case 'layer':
-          repo.layers.set(k.hex, object);
+          repo.layers.set(k.hex, proven(object, `sha256:${k.hex}`) ? null : object);
           break;
         case 'other':
           break;
@@ -151,19 +154,17 @@ export async function walkS3(store: ObjectStore, rootPrefix: string, options: S3
     return { digest: text as Digest, lastModified: got.lastModified };
   };
 
-  const proven = (object: S3ObjectInfo, digest: string) => object.size === LINK_SIZE && object.etag === linkEtag(digest);
-
   /** Links named by their content (revisions, layers): the digests that read right. */
   const verifyNamed = async (
     repository: string,
-    links: Map<string, S3ObjectInfo>,
+    links: Map<string, S3ObjectInfo | null>,
     kind: 'revision' | 'layer link',
     problems: string[],
   ): Promise<Digest[]> => {
     const ok: Digest[] = [];
     const unproven: S3ObjectInfo[] = [];
     for (const [hex, object] of links) {
-      if (proven(object, `sha256:${hex}`)) ok.push(`sha256:${hex}` as Digest);
+      if (object === null) ok.push(`sha256:${hex}` as Digest);
       else unproven.push(object);
     }
     await mapLimit(unproven, options.concurrency ?? 16, async (object) => {
