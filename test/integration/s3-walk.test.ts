@@ -1,4 +1,7 @@
 import * as nodeFs from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
 import { parseRegistryConfig, s3KeyPrefix, type S3StorageConfig } from '../../src/config/registry-config.js';
 import { listLinkedLayers, loadRepoManifests } from '../../src/graph/load.js';
@@ -19,6 +22,8 @@ import {
   tagManifest,
   type RunningRegistry,
 } from '../helpers/registry.js';
+import { generateTree } from '../../bench/generate.js';
+import { uploadTree } from '../../bench/s3-upload.js';
 import { setupSuite } from '../helpers/suite.js';
 import { s3StorageYaml, startS3Registry, startSwift, type RunningSwift } from '../helpers/swift.js';
 
@@ -56,6 +61,34 @@ interface Comparable {
   linkedLayers: Digest[];
 }
 
+async function fsView(root: string): Promise<Comparable[]> {
+  const fs = storageFs(nodeFs);
+  const lay = layout(root);
+  const repos = await walkRepositories(fs, lay);
+  const { repos: manifests } = await loadRepoManifests(fs, lay, new Map(repos.map((r) => [r.name, r.tags.map((t) => t.digest)])));
+  const out: Comparable[] = [];
+  for (const r of repos) {
+    out.push({
+      name: r.name,
+      tags: r.tags.map((t) => ({ tag: t.tag, digest: t.digest })),
+      unreadableTags: r.unreadableTags,
+      revisions: [...manifests.get(r.name)!.revisions].sort(),
+      linkedLayers: (await listLinkedLayers(fs, lay, r.name)).sort(),
+    });
+  }
+  return out;
+}
+
+function s3View(walk: S3Walk): Comparable[] {
+  return walk.repositories.map((r) => ({
+    name: r.name,
+    tags: r.tags.map((t) => ({ tag: t.tag, digest: t.digest })),
+    unreadableTags: r.unreadableTags,
+    revisions: [...r.revisions],
+    linkedLayers: [...r.linkedLayers],
+  }));
+}
+
 describe('listing-first S3 walk', () => {
   let swift: RunningSwift;
   let fsReg: RunningRegistry;
@@ -63,6 +96,7 @@ describe('listing-first S3 walk', () => {
   let store: ObjectStore;
   let config: S3StorageConfig;
   let walk: S3Walk;
+  let walkStats: ReturnType<ObjectStore['stats']>;
   const warnings: StorageWarning[] = [];
 
   setupSuite(async () => {
@@ -73,6 +107,7 @@ describe('listing-first S3 walk', () => {
     config = parseRegistryConfig(['version: 0.1', 'storage:', ...s3StorageYaml(swift, BUCKET)].join('\n'), {}, 'c.yml') as S3StorageConfig;
     store = await openS3(config);
     walk = await walkS3(store, s3KeyPrefix(config.rootdirectory), { onWarning: (w) => warnings.push(w) });
+    walkStats = store.stats();
   });
   afterAll(async () => {
     store?.close();
@@ -81,27 +116,8 @@ describe('listing-first S3 walk', () => {
   });
 
   test('same repositories, tags (digest per tag), revisions and layer links as the filesystem walk', async () => {
-    const fs = storageFs(nodeFs);
-    const lay = layout(fsReg.root);
-    const repos = await walkRepositories(fs, lay);
-    const { repos: manifests } = await loadRepoManifests(fs, lay, new Map(repos.map((r) => [r.name, r.tags.map((t) => t.digest)])));
-    const fromFs: Comparable[] = [];
-    for (const r of repos) {
-      fromFs.push({
-        name: r.name,
-        tags: r.tags.map((t) => ({ tag: t.tag, digest: t.digest })),
-        unreadableTags: r.unreadableTags,
-        revisions: [...manifests.get(r.name)!.revisions].sort(),
-        linkedLayers: (await listLinkedLayers(fs, lay, r.name)).sort(),
-      });
-    }
-    const fromS3: Comparable[] = walk.repositories.map((r) => ({
-      name: r.name,
-      tags: r.tags.map((t) => ({ tag: t.tag, digest: t.digest })),
-      unreadableTags: r.unreadableTags,
-      revisions: [...r.revisions],
-      linkedLayers: [...r.linkedLayers],
-    }));
+    const fromFs = await fsView(fsReg.root);
+    const fromS3 = s3View(walk);
     expect(fromS3).toEqual(fromFs);
     expect(fromS3.map((r) => r.name)).toEqual(['solo', 'team/app', 'team/app/api']);
     expect(fromS3[1]!.tags.map((t) => t.tag)).toHaveLength(6);
@@ -109,9 +125,25 @@ describe('listing-first S3 walk', () => {
     expect(walk.repositories.every((r) => r.problems.length === 0)).toBe(true);
   });
 
+  test('a generated tree (nested names, indexes, signatures, abandoned uploads) uploaded under another rootdirectory walks the same', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'regprune-s3-gen-'));
+    try {
+      const gen = await generateTree({ root: dir, repos: 3, tagsPerRepo: 4, workers: 0 });
+      await uploadTree(store, dir, 'gen/', { concurrency: 16 });
+      const seen: StorageWarning[] = [];
+      const generated = await walkS3(store, 'gen/', { onWarning: (w) => seen.push(w) });
+      expect(s3View(generated)).toEqual(await fsView(dir));
+      expect(generated.repositories.flatMap((r) => r.tags)).toHaveLength(gen.tags);
+      expect(generated.linksRead).toBe(0);
+      expect(seen).toEqual([]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   test('every link was proven by its ETag: no GET, one list request per 1000 keys', () => {
     expect(walk.linksRead).toBe(0);
-    const stats = store.stats();
+    const stats = walkStats;
     expect(stats.requests.get).toBe(0);
     expect(stats.requests.list).toBe(Math.max(1, Math.ceil(walk.keys / 1000)));
   });

@@ -174,7 +174,8 @@ export async function openS3(config: S3StorageConfig, options: OpenS3Options = {
     ...(config.accesskey !== undefined && config.secretkey !== undefined
       ? { credentials: { accessKeyId: config.accesskey, secretAccessKey: config.secretkey } }
       : {}),
-    requestHandler: { httpAgent, httpsAgent, requestTimeout: options.requestTimeoutMs ?? 60_000 },
+    // A connect that hangs (a firewall dropping packets) fails in 10 s instead of never, and is retried.
+    requestHandler: { httpAgent, httpsAgent, connectionTimeout: 10_000, requestTimeout: options.requestTimeoutMs ?? 60_000 },
     // Checksums on every PUT/GET response (CRC32 by default since early 2025) are not
     // understood by every S3-compatible store; ask for them only where S3 requires them.
     requestChecksumCalculation: 'WHEN_REQUIRED',
