@@ -87,6 +87,7 @@ describe('regprune list --config on S3', () => {
     const r = await runRegprune(['list', '--config', reg.configPath], { env: { REGISTRY_STORAGE_S3_BUCKET: 'nosuchbucket' } });
     expect(r.exitCode).toBe(1);
     expect(r.stderr).toMatch(/^regprune: listing s3:\/\/nosuchbucket\/reg\/docker\/registry\/v2\/repositories\/ \(bucket nosuchbucket\): HTTP 404 NoSuchBucket/);
+    expect(r.stderr).toMatch(/\nhint: check storage\.s3\.bucket in the config \(and REGISTRY_STORAGE_S3_BUCKET in the environment\)\n$/);
   });
 });
 

@@ -50,11 +50,28 @@ export class S3RequestError extends RegpruneError {
   readonly s3Code: string | undefined;
   constructor(action: string, cause: unknown, status: number | undefined, code: string | undefined) {
     const detail = cause instanceof Error ? cause.message || cause.name : String(cause);
-    super('IO', `${action}: ${status === undefined ? '' : `HTTP ${status} `}${code === undefined ? '' : `${code}: `}${detail}`, { cause });
+    const hint = hintFor(status, code);
+    super('IO', `${action}: ${status === undefined ? '' : `HTTP ${status} `}${code === undefined ? '' : `${code}: `}${detail}`, {
+      cause,
+      ...(hint === undefined ? {} : { hint }),
+    });
     this.name = 'S3RequestError';
     this.status = status;
     this.s3Code = code;
   }
+}
+
+/** What to check, for the failures an operator can fix in the config or the environment. */
+function hintFor(status: number | undefined, code: string | undefined): string | undefined {
+  if (code === 'CredentialsProviderError') {
+    return 'the config has no storage.s3.accesskey/secretkey and the AWS credential chain (environment, ~/.aws profiles, instance role) found none';
+  }
+  if (code === 'NoSuchBucket') return 'check storage.s3.bucket in the config (and REGISTRY_STORAGE_S3_BUCKET in the environment)';
+  if (status === 403 || code === 'InvalidAccessKeyId' || code === 'SignatureDoesNotMatch') {
+    return 'check storage.s3.accesskey/secretkey (or the AWS credentials in the environment) and the bucket policy: listing needs s3:ListBucket, reading s3:GetObject';
+  }
+  if (code !== undefined && NETWORK_CODES.has(code)) return 'check storage.s3.regionendpoint and secure in the config';
+  return undefined;
 }
 
 export interface RetryPolicy {
@@ -96,7 +113,7 @@ function errorStatus(err: unknown): number | undefined {
 
 function errorCode(err: unknown): string | undefined {
   const e = err as SdkErrorShape | null;
-  return e?.Code ?? e?.name ?? e?.code;
+  return e?.Code ?? (e?.name === undefined || e.name === 'Error' ? undefined : e.name) ?? e?.code;
 }
 
 /** Throttling (503 SlowDown, 429), server errors (5xx) and dropped connections are worth another try. */
