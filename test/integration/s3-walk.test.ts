@@ -9,10 +9,13 @@ import type { Digest } from '../../src/model/names.js';
 import { storageFs } from '../../src/storage/fs.js';
 import { layout } from '../../src/storage/paths.js';
 import { openS3, type ObjectStore } from '../../src/storage/s3/client.js';
+import { listBlobSizes } from '../../src/storage/s3/blobs.js';
 import { linkEtag, walkS3, type S3Walk } from '../../src/storage/s3/walk.js';
 import { walkRepositories } from '../../src/storage/walk.js';
 import type { StorageWarning } from '../../src/storage/warnings.js';
 import {
+  blobDigests,
+  blobStoreBytes,
   buildImage,
   pushImage,
   pushIndex,
@@ -136,6 +139,11 @@ describe('listing-first S3 walk', () => {
       expect(generated.repositories.flatMap((r) => r.tags)).toHaveLength(gen.tags);
       expect(generated.linksRead).toBe(0);
       expect(seen).toEqual([]);
+      // Blob sizes from the listing alone, as on disk.
+      const blobs = await listBlobSizes(store, 'gen/');
+      expect([...blobs.sizes.keys()].sort()).toEqual(await blobDigests(dir));
+      expect([...blobs.sizes.values()].reduce((a, b) => a + b, 0)).toBe(await blobStoreBytes(dir));
+      expect(blobs.sizes.size).toBe(gen.blobs);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
