@@ -1,18 +1,25 @@
 #!/usr/bin/env bash
 # The whole test suite, as README.md gives it: on a fresh Debian machine as
-# root it installs the real registry (Debian's docker-registry) when missing,
+# root it installs the real registry (Debian's docker-registry) and OpenStack Swift when missing,
 # builds, and runs every test, the real-registry ones included.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v docker-registry >/dev/null 2>&1; then
+# The real registry, and OpenStack Swift + memcached as the real S3 backend (test/helpers/swift.ts).
+packages=""
+command -v docker-registry >/dev/null 2>&1 || packages=" docker-registry"
+if ! command -v swift-proxy-server >/dev/null 2>&1 || ! command -v memcached >/dev/null 2>&1; then
+  packages="$packages swift swift-proxy swift-account swift-container swift-object python3-swiftclient memcached"
+fi
+if [ -n "$packages" ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "test/run.sh: installing docker-registry (the real registry the integration tests run)" >&2
+    echo "test/run.sh: installing$packages (the real registry and S3 backend the integration tests run)" >&2
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-registry >/dev/null
+    # shellcheck disable=SC2086
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $packages >/dev/null
   else
-    echo "test/run.sh: docker-registry is missing and cannot be installed here (needs root and apt-get);" >&2
-    echo "  install it with: sudo apt-get install -y docker-registry   (the real-registry tests will fail without it)" >&2
+    echo "test/run.sh: missing and cannot be installed here (needs root and apt-get):$packages" >&2
+    echo "  install with: sudo apt-get install -y$packages   (the real-registry and S3 tests will fail without them)" >&2
   fi
 fi
 

@@ -45,6 +45,10 @@ async function confirm(question: string): Promise<boolean> {
   }
 }
 
+// The AWS SDK (s3 configs) warns on stderr that its releases after January 2027 need
+// Node 22; that notice is not regprune's output. Its own switch, read when it would warn.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+
 // No top-level await: the standalone executable runs this file bundled as CommonJS, the only
 // kind of main script Node 20's single executable applications accept.
 void runCli(process.argv.slice(2), {

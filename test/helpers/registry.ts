@@ -25,6 +25,8 @@ export interface StartOptions {
   readonly env?: Readonly<Record<string, string>>;
   /** The registry binary; default `$REGPRUNE_REGISTRY_BIN` or `docker-registry` on PATH. */
   readonly bin?: string;
+  /** YAML lines for a storage driver section in place of `filesystem` (e.g. `s3:` and its settings, indented 2). */
+  readonly storage?: readonly string[];
 }
 
 export interface RunningRegistry {
@@ -80,7 +82,7 @@ process.stdin.on('end', () => {
 `;
 
 let watchdog: ChildProcess | undefined;
-function tellWatchdog(op: 'pid' | 'done' | 'dir', arg: string | number): void {
+export function tellWatchdog(op: 'pid' | 'done' | 'dir', arg: string | number): void {
   if (watchdog === undefined) {
     watchdog = spawn(process.execPath, ['-e', WATCHDOG], { stdio: ['pipe', 'ignore', 'ignore'], detached: true });
     watchdog.unref();
@@ -144,7 +146,7 @@ async function freePort(): Promise<number> {
 }
 
 /** The config the harness runs with. Strings are JSON-quoted, which YAML reads as-is. */
-export function registryConfig(options: { root: string; port: number; readOnly: boolean }): string {
+export function registryConfig(options: { root: string; port: number; readOnly: boolean; storage?: readonly string[] }): string {
   return [
     'version: 0.1',
     'log:',
@@ -152,8 +154,7 @@ export function registryConfig(options: { root: string; port: number; readOnly: 
     '  accesslog:',
     '    disabled: true',
     'storage:',
-    '  filesystem:',
-    `    rootdirectory: ${JSON.stringify(options.root)}`,
+    ...(options.storage ?? ['  filesystem:', `    rootdirectory: ${JSON.stringify(options.root)}`]),
     '  delete:',
     '    enabled: true',
     '  cache:',
@@ -174,7 +175,8 @@ export function registryConfig(options: { root: string; port: number; readOnly: 
 /** The parent's REGISTRY_* variables would override the config; pass only the caller's. */
 function registryEnv(extra: Readonly<Record<string, string>> | undefined): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('REGISTRY_')) env[k] = v;
+  // AWS_CA_BUNDLE (set on some machines) makes 2.8's s3 driver panic at start (LoadCustomCABundleError).
+  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('REGISTRY_') && k !== 'AWS_CA_BUNDLE') env[k] = v;
   return { ...env, ...extra };
 }
 
@@ -205,7 +207,7 @@ export async function startRegistry(opts: StartOptions = {}): Promise<RunningReg
   let port = 0;
 
   const launch = async (): Promise<void> => {
-    await writeFile(configPath, registryConfig({ root, port, readOnly: opts.readOnly === true }));
+    await writeFile(configPath, registryConfig({ root, port, readOnly: opts.readOnly === true, ...(opts.storage === undefined ? {} : { storage: opts.storage }) }));
     const proc = spawn(bin, ['serve', configPath], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     child = proc;
     live.add(proc);

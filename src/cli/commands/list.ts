@@ -2,14 +2,17 @@ import { Command } from 'commander';
 import type { RepositoryName } from '../../model/names.js';
 import { selectTags, type TagFacts } from '../../policy/select.js';
 import { inRepositoryScope, isEmptySelection } from '../../policy/selector.js';
-import { walkRepositories } from '../../storage/walk.js';
+import { walkS3 } from '../../storage/s3/walk.js';
+import { walkRepositories, type RepositoryRecord } from '../../storage/walk.js';
+import { addConfigOption, openBackend } from '../backend.js';
 import { EXIT, type CliDeps, type ExitCode } from '../deps.js';
 import { addRootOption, addSelectorOptions, addTableOptions, parseSelector, tableLook, type SelectorOptionValues, type TableOptionValues } from '../options.js';
 import { TABLE_WIDTH, digestCell, plural, pushedCell, table } from '../render.js';
-import { Reporter, json, openStorage } from '../session.js';
+import { Reporter, json } from '../session.js';
 
 interface ListOptions extends SelectorOptionValues, Partial<TableOptionValues> {
   root?: string;
+  config?: string;
   json?: boolean;
 }
 
@@ -22,18 +25,39 @@ export function listCommand(deps: CliDeps, done: (code: ExitCode) => void): Comm
     .description("list tags with digest and push time, by repository then push time; with prune's selectors, only the tags prune would remove (and why)")
     .argument('[refs...]', 'exact tags, as REPOSITORY:TAG')
     .usage('[REPO:TAG...] [selectors] [--json | --no-headers]');
-  addTableOptions(addRootOption(addSelectorOptions(cmd))).option('--json', 'print one JSON object on stdout');
+  addTableOptions(addConfigOption(addRootOption(addSelectorOptions(cmd)))).option('--json', 'print one JSON object on stdout');
   return cmd.action(async (refs: string[], opts: ListOptions) => {
     // The same parser as prune: `list --older-than 30d --keep-last 5` shows what that prune would select.
     const selector = parseSelector(refs, opts);
-    const lay = await openStorage(opts, deps);
+    const backend = await openBackend(opts, deps);
     const reporter = new Reporter(deps);
     const named = new Set(selector.refs.map((r) => r.repository as string));
-    const repos = await walkRepositories(deps.fs, lay, {
-      includeRepository: (name) => named.has(name) || inRepositoryScope(selector, name),
-      onWarning: reporter.warn,
-      onProgress: (p) => reporter.progress(`scanning: ${p.repositories} repositories, ${p.tags} tags`),
-    });
+    const includeRepository = (name: Parameters<typeof inRepositoryScope>[1]) => named.has(name) || inRepositoryScope(selector, name);
+    let repos: RepositoryRecord[];
+    let root: string;
+    let stats: object | undefined;
+    if (backend.kind === 's3') {
+      try {
+        const walk = await walkS3(backend.store, backend.rootPrefix, {
+          includeRepository,
+          onWarning: reporter.warn,
+          onProgress: (p) => reporter.progress(`listing: ${p.keys} keys, ${p.repositories} repositories`),
+          describe: (key) => `s3://${backend.config.bucket}/${key}`,
+        });
+        repos = walk.repositories;
+        root = backend.location;
+        stats = { keys: walk.keys, linksRead: walk.linksRead, ...backend.store.stats() };
+      } finally {
+        backend.store.close();
+      }
+    } else {
+      repos = await walkRepositories(deps.fs, backend.lay, {
+        includeRepository,
+        onWarning: reporter.warn,
+        onProgress: (p) => reporter.progress(`scanning: ${p.repositories} repositories, ${p.tags} tags`),
+      });
+      root = backend.lay.root;
+    }
     reporter.clearProgress();
     const now = deps.now();
     let rows: Row[];
@@ -53,10 +77,11 @@ export function listCommand(deps: CliDeps, done: (code: ExitCode) => void): Comm
     if (opts.json === true) {
       json(deps, {
         version: 1,
-        root: lay.root,
+        root,
         tags: rows.map((t) => ({ repository: t.repository, tag: t.tag, digest: t.digest, pushedAt: t.pushedAt.toISOString(), ...(t.reason === undefined ? {} : { reason: t.reason }) })),
         repositories: repos.length,
         warnings: reporter.warnings,
+        ...(stats === undefined ? {} : { stats }),
       });
     } else if (rows.length > 0) {
       const headers = ['REPOSITORY', 'TAG', 'DIGEST', 'PUSHED', ...(selecting ? ['REASON'] : [])];
@@ -64,7 +89,7 @@ export function listCommand(deps: CliDeps, done: (code: ExitCode) => void): Comm
       deps.stdout.write(table(headers, cells, { noHeaders: look.noHeaders, ...(look.full ? {} : { width: TABLE_WIDTH, shrinkable: selecting ? [0, 1, 4] : [0, 1] }) }));
       if (!look.noHeaders) deps.stdout.write(`${plural(rows.length, 'tag')} in ${plural(new Set(rows.map((r) => r.repository)).size, 'repository', 'repositories')}\n`);
     } else if (!look.noHeaders) {
-      deps.stdout.write(selecting ? `no tag selected (${plural(repos.length, 'repository', 'repositories')} looked at)\n` : `no tags in ${plural(repos.length, 'repository', 'repositories')} under ${lay.root}\n`);
+      deps.stdout.write(selecting ? `no tag selected (${plural(repos.length, 'repository', 'repositories')} looked at)\n` : `no tags in ${plural(repos.length, 'repository', 'repositories')} under ${root}\n`);
     }
     done(reporter.warnings > 0 ? EXIT.warnings : EXIT.ok);
   });
