@@ -9,7 +9,7 @@ import { buildPlan } from '../../src/plan/build.js';
 import type { ManifestOutcome, Plan, TagOutcome } from '../../src/plan/plan.js';
 import { selectTags } from '../../src/policy/select.js';
 import type { Selector } from '../../src/policy/selector.js';
-import type { StorageFs } from '../../src/storage/fs.js';
+import { RAW, type StorageFs } from '../../src/storage/fs.js';
 import { buildSignature, signatureTag, type BuiltImage } from '../helpers/images.js';
 import { MemRegistry, daysAgo } from '../helpers/memtree.js';
 
@@ -118,7 +118,7 @@ describe('applyPlan', () => {
     expect(under(reg.lay.trashDir, reg.lay.v2)).toBe(false);
     const p = await plan(reg, selector(['app:v1', 'solo:only']));
     const renames: Array<[string, string]> = [];
-    const fs: StorageFs = { ...reg.fs, rename: (from, to) => (renames.push([from, to]), reg.fs.rename(from, to)) };
+    const fs: StorageFs = { ...reg.fs, [RAW]: { ...reg.fs[RAW], rename: (from: string, to: string) => (renames.push([from, to]), reg.fs[RAW].rename(from, to)) } };
     const report = await applyPlan({ fs, layout: reg.lay, plan: p, runId: 'run7' });
     expect(report.tags.map((t) => t.result)).toEqual(['removed', 'removed']);
     const planned = [

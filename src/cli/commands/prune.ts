@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 import { limiter } from '../../util/limit.js';
 import { ManifestCache } from '../../graph/load.js';
-import { UsageError } from '../../model/errors.js';
+import { RegpruneError, UsageError } from '../../model/errors.js';
 import { applyPlan } from '../../plan/apply.js';
 import { buildPlan } from '../../plan/build.js';
 import { countResults, type ApplyReport, type Plan } from '../../plan/plan.js';
@@ -72,6 +72,7 @@ export function pruneCommand(deps: CliDeps, done: (code: ExitCode) => void): Com
         onProgress: (p) => reporter.progress(`planning: ${p.done} ${p.phase} read`),
       });
       reporter.clearProgress();
+      if (deps.signal?.aborted === true) throw new RegpruneError('INTERRUPTED', 'interrupted while planning: nothing was removed');
       let code: ExitCode = plan.missing.length > 0 ? EXIT.failure : EXIT.ok;
       if (reporter.warnings > 0) code = worse(code, EXIT.warnings);
       for (const t of plan.kept) {
@@ -101,7 +102,7 @@ export function pruneCommand(deps: CliDeps, done: (code: ExitCode) => void): Com
           return;
         }
       }
-      const report = await applyPlan({ fs: deps.fs, layout: lay, plan, ...(cache === undefined ? {} : { cache }), runId: `${now.getTime()}-${deps.pid}`, onOutcome: session.record });
+      const report = await applyPlan({ fs: deps.fs, layout: lay, plan, ...(cache === undefined ? {} : { cache }), runId: `${now.getTime()}-${deps.pid}`, onOutcome: session.record, beforeRemove: session.ahead, ...(deps.signal === undefined ? {} : { signal: deps.signal }) });
       const gc = await session.collect();
       const failed = [...report.tags, ...report.manifests].some((o) => o.result === 'failed');
       if (failed) code = worse(code, EXIT.failure);
