@@ -109,6 +109,15 @@ export class RunSession {
     this.lay = lay;
     // --log is checked before anything else happens, dry runs included (not a symlink, writable).
     if (this.settings.logPath !== undefined) await AppendOnlyFile.check(this.deps.fs, this.settings.logPath, '--log');
+    // The log is opened (and its first line written) before the storage is touched: a log on a
+    // full disk refuses the run here.
+    if (write && this.settings.logPath !== undefined) {
+      this.log = new AuditLog(this.deps.fs, this.settings.logPath, { root: lay.root, run: runId }, this.deps.now);
+      await this.log.open();
+    }
+    // Garbage-collect's program, container and config are checked before the lock: a missing
+    // one is a usage error and nothing under the root is touched.
+    await this.prepareGc();
     if (write) {
       this.lock = await acquireLock(this.deps.fs, lay, {
         pid: this.deps.pid,
@@ -119,11 +128,10 @@ export class RunSession {
       const old = this.lock.tookOver;
       if (old !== undefined) this.reporter.note(`note: took over a stale lock on ${lay.root} (pid ${old.pid}, started ${old.startedAt}: that process is gone)`);
       if (this.lock.tookOverHalfWritten) this.reporter.note(`note: took over an empty or cut-short lock file on ${lay.root} (left by a crash or a full disk)`);
-      if (this.settings.logPath !== undefined) {
-        this.log = new AuditLog(this.deps.fs, this.settings.logPath, { root: lay.root, run: runId }, this.deps.now);
-        await this.log.open();
-      }
     }
+  }
+
+  private async prepareGc(): Promise<void> {
     const gc = this.settings.gc;
     if (gc !== undefined) {
       try {
