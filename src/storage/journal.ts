@@ -101,7 +101,7 @@ export async function readJournal(fs: StorageFs, lay: Layout, warn: WarningSink 
 }
 
 const isFull = (err: unknown) => {
-  const code = errnoCode(err) ?? errnoCode((err as { cause?: unknown }).cause);
+  const code = errnoCode((err as { cause?: unknown }).cause) ?? errnoCode(err);
   return code === 'ENOSPC' || code === 'EDQUOT';
 };
 
@@ -138,6 +138,10 @@ export async function writeJournal(fs: StorageFs, lay: Layout, entries: readonly
 
 async function clearNames(fs: StorageFs, lay: Layout, keep?: string): Promise<void> {
   const door = storageDoor(fs, lay.root);
+  if (keep === undefined) {
+    await door.delete(lay.journalDir);
+    return;
+  }
   let runs;
   try {
     if (!(await fs.lstat(lay.journalDir)).isDirectory()) return;
