@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, readlink, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeEach, describe, expect, test } from 'vitest';
@@ -363,12 +363,14 @@ describe('lock', () => {
       if (Date.now() > deadline) throw new Error('the first run never reached garbage-collect');
       await new Promise((r) => setTimeout(r, 50));
     }
-    const lockText = await readFile(layout(w.reg.root).lockFile, 'utf8');
+    // The lock is a symlink whose text names the owner (created whole in one step, no data block needed).
+    const lockText = await readlink(layout(w.reg.root).lockFile);
     const owner = JSON.parse(lockText) as { pid: number; startedAt: string; hostname: string };
     expect(owner.pid).toBe(first.pid);
 
     const t0 = Date.now();
-    const second = await runRegprune(['prune', 'app:v2', '--root', w.reg.root, '--yes', '--gc', 'docker:registry']);
+    // (garbage-collect's container and config are checked before the lock: the stand-ins must be on PATH)
+    const second = await runRegprune(['prune', 'app:v2', '--root', w.reg.root, '--yes', '--gc', 'docker:registry'], { env: { PATH: w.standins.path() } });
     expect(second.exitCode).toBe(1);
     expect(Date.now() - t0).toBeLessThan(10_000);
     expect(second.stderr).toContain(`regprune: another regprune run (pid ${owner.pid}, started ${owner.startedAt}) holds the lock on ${w.reg.root}`);
