@@ -111,11 +111,13 @@ export class AuditLog {
     try {
       this.file.append(this.line(record));
     } catch (err) {
-      this.failure ??= err;
-      throw new RegpruneError('IO', `${(err as Error).message}; stopped before the next removal (the one it records was not made)`, {
+      const stopped = new RegpruneError('IO', `${(err as Error).message}; stopped before the next removal (the one it records was not made)`, {
         cause: err,
         hint: 'free space where the log is, or log to another filesystem, and run again: the rerun finishes what this run left',
       });
+      // The same error comes out of flush(): the run ends with this message.
+      this.failure ??= stopped;
+      throw stopped;
     }
   }
 
