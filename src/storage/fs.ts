@@ -1,3 +1,5 @@
+import { renameSync as nodeRenameSync } from 'node:fs';
+
 /**
  * The filesystem regprune needs: a small subset of `node:fs`, so that
  * production passes the real module and unit tests pass memfs.
@@ -110,6 +112,7 @@ const W_OK = 2;
  */
 export function storageFs(fsModule: unknown): StorageFs {
   const f = fsModule as SyncFs;
+  const native = f.renameSync === nodeRenameSync;
   const isLink = (path: string) => {
     try {
       return f.lstatSync(path).isSymbolicLink();
@@ -129,21 +132,20 @@ export function storageFs(fsModule: unknown): StorageFs {
     fstat: (fd) => f.fstatSync(fd),
     close: (fd) => f.closeSync(fd),
     rename: async (from, to) => {
-      try {
-        f.renameSync(from, to);
-      } catch (err) {
-        // memfs follows a symlink given to rename (node never does): move the link itself.
-        if ((err as { code?: string }).code !== 'ENOENT' || !isLink(from)) throw err;
+      // memfs follows a symlink given to rename (node never does): there, move the link itself.
+      if (!native && isLink(from)) {
         f.symlinkSync(String(f.readlinkSync(from)), to);
         f.unlinkSync(from);
+        return;
       }
+      f.renameSync(from, to);
     },
     // Removal is the exception: each unlink and rmdir waits on the filesystem's
     // journal, and in the thread pool several overlap (a plan's tag directories
     // went 2x faster than with one at a time; `rm -rf` does one at a time).
     rm: async (path, options) => {
-      // A link is unlinked itself (memfs's rm would follow it).
-      if (isLink(path)) return f.unlinkSync(path);
+      // memfs's rm follows a link given to it (node's unlinks the link): there, unlink it.
+      if (!native && isLink(path)) return f.unlinkSync(path);
       return f.promises?.rm === undefined ? f.rmSync(path, options) : f.promises.rm(path, options);
     },
     unlink: (path) => f.unlinkSync(path),

@@ -168,6 +168,7 @@ export async function clearJournal(fs: StorageFs, lay: Layout): Promise<void> {
     return;
   }
   for (const n of names) {
-    if (/^\.?pending-manifests\.json\..*\.tmp$/.test(n)) await door.delete(`${lay.stateDir}/${n}`);
+    // A leftover (or a link planted there) is removed itself, never followed.
+    if (/^\.?pending-manifests\.json\..*\.tmp$/.test(n)) await door.delete(`${lay.stateDir}/${n}`, { marker: true });
   }
 }

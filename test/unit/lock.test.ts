@@ -95,6 +95,40 @@ describe('acquireLock', () => {
     expect([201, 202]).toContain(holder?.pid);
   });
 
+  test('an empty or cut-short lock FILE (a crash or a full disk with older versions) is taken over once it is 10 s old, with a note', async () => {
+    for (const text of ['', '{"pid":12,"startedAt":"2026-']) {
+      const w = world();
+      w.vol.mkdirSync(`${ROOT}/.regprune`, { recursive: true });
+      w.vol.writeFileSync(`${ROOT}/.regprune/lock`, text);
+      const old = new Date(now.getTime() - 60_000);
+      w.vol.utimesSync(`${ROOT}/.regprune/lock`, old, old);
+      const lock = await acquireLock(w.fs, w.lay, host(200));
+      expect(lock.tookOverHalfWritten).toBe(true);
+      expect(lock.tookOver).toBeUndefined();
+      expect(parseLock(String(w.vol.readlinkSync(lock.path)))?.pid).toBe(200);
+      expect(w.vol.readdirSync(`${ROOT}/.regprune`)).toEqual(['lock']);
+    }
+  });
+
+  test('an empty lock file written just now may be a run still writing it: held', async () => {
+    const w = world();
+    w.vol.mkdirSync(`${ROOT}/.regprune`, { recursive: true });
+    w.vol.writeFileSync(`${ROOT}/.regprune/lock`, '');
+    w.vol.utimesSync(`${ROOT}/.regprune/lock`, now, now);
+    const err = await acquireLock(w.fs, w.lay, host(200)).catch((e: unknown) => e);
+    expect((err as RegpruneError).code).toBe('LOCKED');
+  });
+
+  test('a symlinked .regprune is refused, never written through', async () => {
+    const w = world();
+    w.vol.mkdirSync('/victim', { recursive: true });
+    w.vol.symlinkSync('/victim', `${ROOT}/.regprune`);
+    const err = await acquireLock(w.fs, w.lay, host(200)).catch((e: unknown) => e);
+    expect((err as RegpruneError).code).toBe('UNSAFE');
+    expect((err as Error).message).toBe(`refusing to create directory ${ROOT}/.regprune: ${ROOT}/.regprune is a symbolic link`);
+    expect(w.vol.readdirSync('/victim')).toEqual([]);
+  });
+
   test('parseLock', () => {
     expect(parseLock('{"pid":1,"startedAt":"x","hostname":"h"}\n')).toEqual({ pid: 1, startedAt: 'x', hostname: 'h' });
     expect(parseLock('{"pid":0,"startedAt":"x","hostname":"h"}')).toBeUndefined();
