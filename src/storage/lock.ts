@@ -65,7 +65,7 @@ const HALF_WRITTEN_STALE_MS = 10_000;
 
 function lockedError(owner: LockOwner | undefined, root: string, path: string, host: LockHost): RegpruneError {
   const who = owner === undefined ? 'unknown pid, started at an unknown time' : `pid ${owner.pid}, started ${owner.startedAt}`;
-  const elsewhere = owner !== undefined && owner.hostname !== host.hostname;
+  const elsewhere = owner !== undefined && owner.hostname.slice(0, 48) !== host.hostname.slice(0, 48);
   return new RegpruneError('LOCKED', `another regprune run (${who}) holds the lock on ${root}`, {
     hint: elsewhere
       ? `the lock ${path} was taken on host ${owner.hostname}; regprune cannot tell from here whether that run is alive. If it is not, remove the file.`
