@@ -160,6 +160,15 @@ describe('containment: a symlink anywhere below the root is never followed by an
     expect(await readFile(join(victim, 'precious.txt'), 'utf8')).toBe('must survive\n');
     // Nothing was removed: the tag is still there.
     expect((await lstat(lay(root).tagCurrentLink('app' as never, 'v2' as never))).isFile()).toBe(true);
+    // An empty run (nothing selected to remove) used to empty the victim while "finishing" the trash.
+    const empty = await runRegprune(['prune', 'app:nope', '--root', root, '--yes']);
+    expect(empty.stderr).toContain('is a symbolic link');
+    // check names the link, and does not list the victim's files as leftover trash.
+    const check = await runRegprune(['check', '--root', root]);
+    expect(check.stdout + check.stderr).toContain(lay(root).trashDir);
+    expect(check.stdout + check.stderr).toMatch(/symbolic link/);
+    expect(check.stdout + check.stderr).not.toContain('left by an interrupted regprune run');
+    expect(await readFile(join(victim, 'precious.txt'), 'utf8')).toBe('must survive\n');
   }, 60_000);
 
   test('restore never writes through a symlinked repository, and needs --root (never the root named in the log)', async () => {
