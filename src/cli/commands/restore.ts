@@ -79,6 +79,7 @@ export function restoreCommand(deps: CliDeps, done: (code: ExitCode) => void): C
       : await acquireLock(deps.fs, lay, { pid: deps.pid, hostname: deps.run.hostname, now, isAlive: (pid) => deps.run.isAlive(pid) });
     try {
       if (lock?.tookOver !== undefined) reporter.note(`note: took over a stale lock on ${lay.root} (pid ${lock.tookOver.pid}: that process is gone)`);
+      if (lock?.tookOverHalfWritten === true) reporter.note(`note: took over an empty or cut-short lock file on ${lay.root} (left by a crash or a full disk)`);
       const plan = await planRestore(deps.fs, lay, mine);
       for (const i of plan.ignored) reporter.note(`warning: ${logPath}: ${i} is not a valid name or digest; ignored`);
       const todo = [...plan.manifests, ...plan.tags].filter((d) => d.action === 'restore').length;
