@@ -101,7 +101,7 @@ export function storageDoor(fs: StorageFs, root: string): StorageDoor {
     }
   };
 
-  const writeNew = (path: string, data: string | Uint8Array, mode: number, mtime?: Date): 'created' | 'exists' => {
+  const writeNew = (path: string, data: string | Uint8Array, mode: number, mtime?: Date, owner?: FileStats): 'created' | 'exists' => {
     let fd: number;
     try {
       fd = raw.open(path, O_CREATE_NEW, mode);
@@ -111,6 +111,11 @@ export function storageDoor(fs: StorageFs, root: string): StorageDoor {
     }
     try {
       raw.write(fd, typeof data === 'string' ? Buffer.from(data, 'utf8') : data);
+      // On the descriptor: no path to swap. Owner before mtime (some filesystems touch it on chown).
+      if (owner !== undefined) {
+        const st = raw.fstat(fd);
+        if (st.uid !== owner.uid || st.gid !== owner.gid) raw.fchown(fd, owner.uid, owner.gid);
+      }
       if (mtime !== undefined) raw.futimes(fd, mtime, mtime);
       raw.fsync(fd);
     } catch (err) {
@@ -176,17 +181,8 @@ export function storageDoor(fs: StorageFs, root: string): StorageDoor {
     const w = await walk('create', path, true);
     if (w.stat !== undefined) return 'exists';
     if (w.missing.length !== 1) throw ioError(`create ${path}`, new Error(`${w.parent}/${w.missing[0] ?? ''} does not exist`));
-    const r = writeNew(path, data, opts.mode ?? 0o644, opts.mtime);
-    if (r === 'exists') return r;
-    if (opts.ownerLikeParent === true) {
-      const st = await fs.lstat(path);
-      if (st.uid !== w.parentStat.uid || st.gid !== w.parentStat.gid) {
-        chownLike(path, w.parentStat);
-        // chown leaves mtime alone on Linux; set it again for filesystems that do not.
-        if (opts.mtime !== undefined && (await fs.lstat(path)).mtimeMs !== st.mtimeMs) throw ioError(`chown ${path}`, new Error('changed its mtime'));
-      }
-    }
-    return 'created';
+    // Owned like the directory it goes in (restore as root into a registry run by another user).
+    return writeNew(path, data, opts.mode ?? 0o644, opts.mtime, opts.ownerLikeParent === true ? w.parentStat : undefined);
   };
 
   const putAtomic: StorageDoor['putAtomic'] = async (path, data, mode) => {

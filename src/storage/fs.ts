@@ -37,6 +37,7 @@ export interface RawFs {
   write(fd: number, data: Uint8Array): void;
   fsync(fd: number): void;
   futimes(fd: number, atime: Date, mtime: Date): void;
+  fchown(fd: number, uid: number, gid: number): void;
   fstat(fd: number): FileStats;
   close(fd: number): void;
   rename(from: string, to: string): Promise<void>;
@@ -87,6 +88,7 @@ interface SyncFs {
   writeSync(fd: number, buffer: Uint8Array, offset: number, length: number): number;
   fsyncSync(fd: number): void;
   futimesSync(fd: number, atime: number, mtime: number): void;
+  fchownSync(fd: number, uid: number, gid: number): void;
   fstatSync(fd: number): FileStats;
   closeSync(fd: number): void;
   renameSync(from: string, to: string): void;
@@ -129,6 +131,7 @@ export function storageFs(fsModule: unknown): StorageFs {
     },
     fsync: (fd) => f.fsyncSync(fd),
     futimes: (fd, atime, mtime) => f.futimesSync(fd, exactSeconds(atime), exactSeconds(mtime)),
+    fchown: (fd, uid, gid) => f.fchownSync(fd, uid, gid),
     fstat: (fd) => f.fstatSync(fd),
     close: (fd) => f.closeSync(fd),
     rename: async (from, to) => {
