@@ -1,4 +1,4 @@
-import { lstat, mkdir, mkdtemp, readFile, readdir, rm, stat } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -55,11 +55,16 @@ describe('refused up front (exit 2), nothing on disk touched', () => {
 
   test('--log that is a symbolic link is refused', async () => {
     const w = await world();
-    await execa('ln', ['-s', '/etc/passwd', join(w.dir, 'log.jsonl')]);
+    // The link points at a victim file of the test's own (never at a system file: a regprune
+    // that followed it would append there).
+    const victim = join(w.dir, 'victim.txt');
+    await writeFile(victim, 'root:x:0:0:root:/root:/bin/bash\n');
+    await execa('ln', ['-s', victim, join(w.dir, 'log.jsonl')]);
     const r = await runRegprune(['prune', 'app:v1', '--yes', '--root', w.reg.root, '--log', join(w.dir, 'log.jsonl')]);
     expect(r.exitCode).toBe(2);
     expect(r.stderr).toContain(`regprune: --log ${join(w.dir, 'log.jsonl')} is a symbolic link; give the file itself`);
     await expect(lstat(w.lay.stateDir)).rejects.toThrow(/ENOENT/);
+    expect(await readFile(victim, 'utf8')).toBe('root:x:0:0:root:/root:/bin/bash\n');
   }, 60_000);
 });
 
