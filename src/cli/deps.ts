@@ -21,6 +21,8 @@ export interface CliDeps {
   readonly version: string;
   /** Runs docker, kubectl, the registry binary, restart commands (argv arrays, never a shell); production: execa. */
   readonly run: ProcessRunner;
+  /** Aborted on SIGINT/SIGTERM: apply finishes the entries in hand and stops (production: main.ts). */
+  readonly signal?: AbortSignal;
 }
 
 /** Exit codes: the contract other tools and crontabs rely on. */

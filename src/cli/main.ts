@@ -49,6 +49,20 @@ async function confirm(question: string): Promise<boolean> {
 // Node 22; that notice is not regprune's output. Its own switch, read when it would warn.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
+// SIGINT/SIGTERM (a container's PID 1 gets SIGTERM on stop): apply finishes the entries in hand,
+// the lock is released, and the exit status is 128 + the signal (130, 143). A second one ends at once.
+const stop = new AbortController();
+const SIGNALS = { SIGINT: 2, SIGTERM: 15 } as const;
+let caught: keyof typeof SIGNALS | undefined;
+for (const name of Object.keys(SIGNALS) as Array<keyof typeof SIGNALS>) {
+  process.on(name, () => {
+    if (caught !== undefined) process.exit(128 + SIGNALS[name]);
+    caught = name;
+    process.stderr.write(`regprune: ${name}: finishing the entries in hand, then stopping (again to stop at once)\n`);
+    stop.abort(name);
+  });
+}
+
 // No top-level await: the standalone executable runs this file bundled as CommonJS, the only
 // kind of main script Node 20's single executable applications accept.
 void runCli(process.argv.slice(2), {
@@ -63,6 +77,7 @@ void runCli(process.argv.slice(2), {
   pid: process.pid,
   version: version(),
   run: execaRunner(process.env),
+  signal: stop.signal,
 }).then((code) => {
-  process.exitCode = code;
+  process.exitCode = caught === undefined ? code : 128 + SIGNALS[caught];
 });

@@ -2,6 +2,7 @@ import { basename, dirname, isAbsolute, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { formatMetrics, previousSuccess } from '../metrics/prometheus.js';
 import { RegpruneError, UsageError } from '../model/errors.js';
+import { storageDoor } from '../storage/door.js';
 import { EXIT, type CliDeps, type ExitCode } from './deps.js';
 import { rootDir } from './options.js';
 
@@ -116,14 +117,8 @@ async function writeMetrics(deps: CliDeps, path: string, command: 'prune' | 'gc'
     gcFreedBytes: c.gcFreedBytes,
     lastSuccessAt: success ? Math.floor(end / 1000) : previous,
   });
-  // Same directory, then rename: the collector never reads half a file. The
-  // temporary name does not end in .prom, so the collector ignores it.
-  const tmp = `${dirname(path)}/.${basename(path)}.${deps.pid}.tmp`;
-  try {
-    await deps.fs.writeFile(tmp, text, { mode: 0o644 });
-    await deps.fs.rename(tmp, path);
-  } catch (err) {
-    await deps.fs.rm(tmp, { recursive: false, force: true }).catch(() => {});
-    throw err;
-  }
+  // Same directory, then rename (the door's putAtomic: exclusive unpredictable temp name, flushed,
+  // renamed; never through a symlink): the collector never reads half a file, and ignores the
+  // temporary name, which does not end in .prom.
+  await storageDoor(deps.fs, dirname(path)).putAtomic(path, text, 0o644);
 }

@@ -53,6 +53,8 @@ export function createProgram(deps: CliDeps, done: (code: ExitCode) => void): Co
 function explain(err: unknown): string {
   if (err instanceof RegpruneError) return `regprune: ${err.message}${err.hint === undefined ? '' : `\nhint: ${err.hint}`}\n`;
   const e = err instanceof Error ? err : new Error(String(err));
+  // A system call that failed (ENOSPC, EIO, EROFS, EACCES ...): its message names the call and the path.
+  if (/^E[A-Z0-9]+$/.test(String((e as { code?: unknown }).code))) return `regprune: ${e.message}\n`;
   return `regprune: unexpected error: ${e.stack ?? e.message}\n`;
 }
 

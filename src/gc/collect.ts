@@ -90,7 +90,7 @@ async function resolveRunner(proc: ProcessRunner, target: GcTarget): Promise<GcR
     case 'local': {
       if (target.bin !== undefined) {
         const found = await proc.which(target.bin);
-        if (found === undefined) throw gcError(`--registry-bin ${target.bin}: not found or not executable`);
+        if (found === undefined) throw new UsageError(`--registry-bin ${target.bin}: not found or not executable`);
         return localRunner(found);
       }
       // registry:2/3 images and upstream builds call it `registry`; Debian's package `docker-registry`.
@@ -134,7 +134,7 @@ export async function prepareGc(proc: ProcessRunner, settings: GcSettings): Prom
     return answer === 'present';
   };
   if (settings.config !== undefined) {
-    if (!(await probe(settings.config))) throw gcError(`garbage-collect config ${settings.config} does not exist in ${runner.where}`);
+    if (!(await probe(settings.config))) throw new UsageError(`garbage-collect config ${settings.config} does not exist in ${runner.where}`, { hint: 'check the path with --gc-config (as seen where garbage-collect runs)' });
     return { runner, config: settings.config, configSource: 'given', dryRun: settings.dryRun, restart };
   }
   for (const path of KNOWN_CONFIGS) {

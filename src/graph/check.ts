@@ -81,6 +81,13 @@ export async function checkStorage(fs: StorageFs, lay: Layout, options: { now: D
     }
   }
   try {
+    // readdir follows a symlinked directory: a linked .regprune or trash is reported, never listed.
+    for (const dir of [lay.stateDir, lay.trashDir]) {
+      if ((await fs.lstat(dir)).isSymbolicLink()) {
+        add('symlink', dir, 'symbolic link; regprune refuses to prune until it is a real directory (nothing is followed through it)');
+        return findings;
+      }
+    }
     const trash = await fs.readdir(lay.trashDir, { withFileTypes: true });
     if (trash.length > 0) add('trash', lay.trashDir, `${trash.length} entr${trash.length === 1 ? 'y' : 'ies'} left by an interrupted regprune run; the next prune finishes them`);
   } catch (err) {

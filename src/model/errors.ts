@@ -8,6 +8,8 @@ export type ErrorCode =
   | 'IO' // a filesystem operation failed
   | 'LOCKED' // another run holds the lock
   | 'GC' // garbage-collect (or the restart after it) failed
+  | 'UNSAFE' // a change would go through a symbolic link or outside the root: refused
+  | 'INTERRUPTED' // SIGINT/SIGTERM: the entry in hand was finished, the rest left for the next run
   | 'INTERNAL';
 
 export class RegpruneError extends Error {

@@ -1,9 +1,10 @@
 import { posix } from 'node:path';
 import { ManifestCache, repoView } from '../graph/load.js';
 import { keptClosure } from '../graph/reach.js';
-import { errnoCode } from '../model/errors.js';
+import { RegpruneError, errnoCode } from '../model/errors.js';
 import type { Digest, RepositoryName, TagName } from '../model/names.js';
 import { parseDigest, parseRepositoryName, parseTagName } from '../model/names.js';
+import { storageDoor, type StorageDoor } from '../storage/door.js';
 import type { StorageFs } from '../storage/fs.js';
 import { clearJournal, writeJournal } from '../storage/journal.js';
 import { readLink } from '../storage/links.js';
@@ -21,6 +22,14 @@ export interface ApplyInput {
   readonly runId: string;
   readonly cache?: ManifestCache;
   readonly onOutcome?: (o: TagOutcome | ManifestOutcome) => void;
+  /**
+   * Called right before an entry is taken (write-ahead: the audit log is
+   * written and flushed here). If it throws, nothing more is removed: the
+   * entries in hand finish, and apply throws that error.
+   */
+  readonly beforeRemove?: (entry: PlannedTag | PlannedManifest) => void;
+  /** Aborted (SIGINT/SIGTERM): the entries in hand finish, nothing more starts, apply throws INTERRUPTED. */
+  readonly signal?: AbortSignal;
   readonly concurrency?: number;
 }
 
@@ -28,43 +37,43 @@ export interface ApplyInput {
  * Removal goes through a trash directory outside docker/registry/v2: one
  * rename takes the entry out of the registry's sight atomically, so a crash
  * leaves either the whole entry or none of it; the trash is emptied after,
- * and by the next run if this one dies first.
+ * and by the next run if this one dies first. Every step goes through the
+ * door: nothing is moved or deleted through a symbolic link.
  */
 class Trash {
   private n = 0;
+  private readonly door: StorageDoor;
   constructor(
     private readonly fs: StorageFs,
-    private readonly dir: string,
+    private readonly lay: Layout,
     private readonly runId: string,
-  ) {}
-
-  async prepare(): Promise<number> {
-    await this.fs.mkdir(this.dir, { recursive: true, mode: 0o700 });
-    return finishTrash(this.fs, this.dir);
+  ) {
+    this.door = storageDoor(fs, lay.root);
   }
 
-  /** Moves `path` into the trash; undefined when it was not there. Falls back to in-place removal across filesystems. */
-  async take(path: string): Promise<string | undefined> {
-    const target = posix.join(this.dir, `${this.runId}-${++this.n}`);
-    try {
-      await this.fs.rename(path, target);
-      return target;
-    } catch (err) {
-      const code = errnoCode(err);
-      if (code === 'ENOENT') return undefined;
-      if (code === 'EXDEV') {
-        await this.fs.rm(path, { recursive: true, force: false });
-        return '';
-      }
-      throw err;
+  async prepare(): Promise<number> {
+    await this.door.ensureDir(this.lay.stateDir, { mode: 0o755 });
+    await this.door.ensureDir(this.lay.trashDir, { mode: 0o700 });
+    // One rename is what makes a removal atomic, re-checkable and reversible; across
+    // filesystems there is no such rename. Refuse up front rather than delete in place.
+    if (!(await this.door.sameFilesystem(this.lay.v2, this.lay.trashDir))) {
+      throw new RegpruneError('IO', `${this.lay.trashDir} is on another filesystem than ${this.lay.v2}: entries cannot be moved into the trash in one step`, {
+        hint: `regprune keeps its state in ${this.lay.stateDir} so that a removal is one rename; make it a directory on the same filesystem as ${this.lay.v2} (not a separate mount), and run again`,
+      });
     }
+    return finishTrash(this.fs, this.lay);
+  }
+
+  /** Moves `path` into the trash; undefined when it was not there. */
+  async take(path: string): Promise<string | undefined> {
+    const target = posix.join(this.lay.trashDir, `${this.runId}-${++this.n}`);
+    return (await this.door.move(path, target)) === 'missing' ? undefined : target;
   }
 
   /** Puts an entry back, unless something new was written at `path` meanwhile (then the new one wins). */
   async restore(trashed: string, path: string): Promise<boolean> {
-    if (trashed === '') return false;
     try {
-      await this.fs.rename(trashed, path);
+      await this.door.move(trashed, path);
       return true;
     } catch {
       await this.discard(trashed);
@@ -73,20 +82,23 @@ class Trash {
   }
 
   async discard(trashed: string): Promise<void> {
-    if (trashed !== '') await this.fs.rm(trashed, { recursive: true, force: true });
+    await this.door.delete(trashed);
   }
 }
 
 /** Empties what an interrupted run left in the trash; returns how many entries. */
-export async function finishTrash(fs: StorageFs, dir: string): Promise<number> {
+export async function finishTrash(fs: StorageFs, lay: Layout): Promise<number> {
+  const door = storageDoor(fs, lay.root);
   let entries;
   try {
-    entries = await fs.readdir(dir, { withFileTypes: true });
+    // Checked by the door first: a symlinked .regprune or trash is refused, never listed.
+    await door.ensureDir(lay.trashDir, { mode: 0o700 });
+    entries = await fs.readdir(lay.trashDir, { withFileTypes: true });
   } catch (err) {
     if (errnoCode(err) === 'ENOENT') return 0;
     throw err;
   }
-  for (const e of entries) await fs.rm(posix.join(dir, e.name), { recursive: true, force: true });
+  for (const e of entries) await door.delete(posix.join(lay.trashDir, e.name));
   return entries.length;
 }
 
@@ -118,8 +130,26 @@ const message = (err: unknown) => (err instanceof Error ? err.message : String(e
 export async function applyPlan(input: ApplyInput): Promise<ApplyReport> {
   const { fs, layout: lay, plan } = input;
   const concurrency = input.concurrency ?? 32;
-  const trash = new Trash(fs, lay.trashDir, input.runId);
+  const trash = new Trash(fs, lay, input.runId);
   const trashFinished = await trash.prepare();
+  // Set when nothing more may start: a signal, or the audit log could not be written.
+  let halt: RegpruneError | undefined;
+  const stopping = (): boolean => {
+    if (halt === undefined && input.signal?.aborted === true) {
+      halt = new RegpruneError('INTERRUPTED', `interrupted (${String(input.signal.reason ?? 'signal')}): the entries in hand were finished, nothing more was removed`, {
+        hint: 'run the same command again: it finishes what this run left (the journal and the trash)',
+      });
+    }
+    return halt !== undefined;
+  };
+  const ahead = (entry: PlannedTag | PlannedManifest): void => {
+    try {
+      input.beforeRemove?.(entry);
+    } catch (err) {
+      halt ??= err instanceof RegpruneError ? err : new RegpruneError('IO', message(err), { cause: err });
+      throw halt;
+    }
+  };
   if (plan.manifests.length > 0) await writeJournal(fs, lay, plan.manifests, input.runId);
   const cache = input.cache ?? new ManifestCache(fs, lay, limiter(concurrency));
 
@@ -137,7 +167,7 @@ export async function applyPlan(input: ApplyInput): Promise<ApplyReport> {
     return o;
   };
 
-  const removeTag = async (t: PlannedTag): Promise<TagOutcome> => {
+  const removeTag = async (t: PlannedTag): Promise<TagOutcome | undefined> => {
     let repo: RepositoryName, tag: TagName, digest: Digest;
     try {
       repo = parseRepositoryName(t.repository);
@@ -147,6 +177,7 @@ export async function applyPlan(input: ApplyInput): Promise<ApplyReport> {
       return emitTag(t, 'failed', `invalid plan entry: ${message(err)}`);
     }
     const dir = lay.tag(repo, tag);
+    if (stopping()) return undefined;
     try {
       const linked = await symlinkOnPath(fs, lay, lay.tagCurrentDir(repo, tag));
       if (linked !== undefined) return emitTag(t, 'failed', `${linked} is a symbolic link; not followed, left in place`);
@@ -163,23 +194,23 @@ export async function applyPlan(input: ApplyInput): Promise<ApplyReport> {
       }
       if (link.digest !== digest) return emitTag(t, 'changed', `now points to ${link.digest}; left in place`);
       if (pushedSince(link.mtimeMs, t.pushedAt)) return emitTag(t, 'changed', 'pushed again since the plan; left in place');
+      ahead(t);
       const trashed = await trash.take(dir);
       if (trashed === undefined) return emitTag(t, 'missing');
-      if (trashed !== '') {
-        // A push may have landed between the check and the rename.
-        const again = await readLink(fs, posix.join(trashed, 'current', 'link'));
-        if (!again.ok || again.digest !== digest || pushedSince(again.mtimeMs, t.pushedAt)) {
-          await trash.restore(trashed, dir);
-          return emitTag(t, 'changed', 'pushed again during removal; left in place');
-        }
-        try {
-          await trash.discard(trashed);
-        } catch (err) {
-          return emitTag(t, 'removed', `left in ${trashed}: ${message(err)}`);
-        }
+      // A push may have landed between the check and the rename.
+      const again = await readLink(fs, posix.join(trashed, 'current', 'link'));
+      if (!again.ok || again.digest !== digest || pushedSince(again.mtimeMs, t.pushedAt)) {
+        await trash.restore(trashed, dir);
+        return emitTag(t, 'changed', 'pushed again during removal; left in place');
+      }
+      try {
+        await trash.discard(trashed);
+      } catch (err) {
+        return emitTag(t, 'removed', `left in ${trashed}: ${message(err)}`);
       }
       return emitTag(t, 'removed');
     } catch (err) {
+      if (err === halt) return undefined;
       return emitTag(t, 'failed', `removing tag directory ${dir}: ${message(err)}`);
     }
   };
@@ -228,6 +259,7 @@ export async function applyPlan(input: ApplyInput): Promise<ApplyReport> {
     } catch (err) {
       return list.map((m) => emitManifest(m, 'failed', `listing revisions of ${repo}: ${message(err)}`));
     }
+    if (stopping()) return [];
     const planned = new Set(digests);
     const before = await reachableNow(repo, revisions, planned);
     if (typeof before === 'string') return list.map((m) => emitManifest(m, 'failed', `${before}; left in place`));
@@ -245,11 +277,14 @@ export async function applyPlan(input: ApplyInput): Promise<ApplyReport> {
           out.push(emitManifest(m, 'failed', `${linked} is a symbolic link; not followed, left in place`));
           continue;
         }
+        if (stopping()) break;
         const linkMtime = await mtimeOf(lay.revisionLink(repo, d));
+        ahead(m);
         const trashed = await trash.take(lay.revision(repo, d));
         if (trashed === undefined) out.push(emitManifest(m, 'missing'));
         else taken.push({ m, d, trashed, linkMtime });
       } catch (err) {
+        if (err === halt) break;
         out.push(emitManifest(m, 'failed', `removing ${lay.revision(repo, d)}: ${message(err)}`));
       }
     }
@@ -260,7 +295,7 @@ export async function applyPlan(input: ApplyInput): Promise<ApplyReport> {
       // The registry's manifest PUT writes the revision link first and the tag
       // after: a link rewritten between our look and the rename is a push in
       // flight whose tag may not be written yet. It wins.
-      const rewritten = trashed !== '' && (await mtimeOf(`${trashed}/link`)) !== linkMtime;
+      const rewritten = (await mtimeOf(`${trashed}/link`)) !== linkMtime;
       if (rewritten && typeof after !== 'string' && !after.has(d)) {
         await trash.restore(trashed, lay.revision(repo, d));
         out.push(emitManifest(m, 'changed', 'pushed again during removal; put back'));
@@ -287,13 +322,15 @@ export async function applyPlan(input: ApplyInput): Promise<ApplyReport> {
   const repoNames = [...new Set([...tagsByRepo.keys(), ...manifestsByRepo.keys()])].sort();
 
   const results = await mapLimit(repoNames, Math.max(1, Math.floor(concurrency / 4)), async (name) => {
-    const tags = await mapLimit(tagsByRepo.get(name) ?? [], 4, removeTag);
+    const tags = (await mapLimit(tagsByRepo.get(name) ?? [], 4, removeTag)).filter((o): o is TagOutcome => o !== undefined);
     const planned = manifestsByRepo.get(name) ?? [];
     const manifests = planned.length === 0 ? [] : await removeManifests(name, planned);
     return { tags, manifests };
   });
   // Every planned manifest was dealt with (removed, or re-checked and kept),
   // except failures: those stay pending for the next run.
+  // Stopped: the journal written at the start still lists every planned manifest, for the next run.
+  if (halt !== undefined) throw halt;
   const manifests = results.flatMap((r) => r.manifests);
   const failed = manifests.filter((m) => m.result === 'failed');
   if (failed.length > 0) await writeJournal(fs, lay, failed, input.runId);

@@ -153,7 +153,8 @@ export async function buildPlan(input: BuildPlanInput): Promise<Plan> {
     for (let round = 0; round < 64; round++) {
       const remaining = record.tags.filter((t) => !removeReason.has(name, t.tag)).map((t) => t.digest);
       const { keptByRepositorys, orphaned } = orphanedManifests(cache, repo, all, remaining, untagged, pending.get(name));
-      const gone = new Set(orphaned);
+      // A blocked repository has no manifest removed: a signature follows what happens to its manifest.
+      const gone = new Set(repo.opaque === undefined ? orphaned : []);
       let changed = false;
       for (const t of record.tags) {
         const decision = decisions.get(name, t.tag);
@@ -162,6 +163,8 @@ export async function buildPlan(input: BuildPlanInput): Promise<Plan> {
         if (gone.has(subject) && !removeReason.has(name, t.tag)) {
           removeReason.set(name, t.tag, `signature of removed ${subject}`);
           changed = true;
+        } else if (repo.opaque !== undefined && orphaned.includes(subject)) {
+          keepReason.set(name, t.tag, `kept: signature of ${subject}, which stays (no manifest removed: ${repo.opaque})`);
         } else if (keptByRepositorys.has(subject)) {
           keepReason.set(name, t.tag, `kept: signature of kept ${subject}`);
         } else if (!gone.has(subject)) {

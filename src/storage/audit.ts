@@ -1,4 +1,5 @@
-import { ioError } from '../model/errors.js';
+import { RegpruneError, ioError } from '../model/errors.js';
+import { AppendOnlyFile } from './door.js';
 import type { StorageFs } from './fs.js';
 
 /**
@@ -58,12 +59,27 @@ export interface RestoreRecord {
   readonly reason: string;
 }
 
-export type AuditRecord = TagRemoval | ManifestRemoval | GcRecord | RestoreRecord;
+/** A removal logged ahead that then did not happen (pushed again meanwhile, or it failed). */
+export interface NotRemoved {
+  readonly action: 'not-removed';
+  readonly repository: string;
+  readonly tag: string | null;
+  readonly digest: string;
+  readonly result: string;
+  readonly detail: string | null;
+}
+
+export type AuditRecord = TagRemoval | ManifestRemoval | NotRemoved | GcRecord | RestoreRecord;
 export type AuditLine = AuditRecord & { readonly time: string } & AuditContext;
 
-/** Appends lines in order; a write error is kept and thrown by flush(). */
+/**
+ * Appends lines in order, each written and flushed to disk before write()
+ * returns (write-ahead: a removal is logged before it happens). The file is
+ * checked first (not a symlink, a regular file, writable: usage errors) and
+ * opened with O_NOFOLLOW.
+ */
 export class AuditLog {
-  private chain: Promise<void> = Promise.resolve();
+  private file: AppendOnlyFile | undefined;
   private failure: unknown;
   constructor(
     private readonly fs: StorageFs,
@@ -72,31 +88,66 @@ export class AuditLog {
     private readonly now: () => Date,
   ) {}
 
-  /** Creates the file if needed: fails before anything is removed when it cannot be written. */
+  /**
+   * Opens the file and writes this run's first line: fails before anything
+   * is removed when the log cannot be written (a full disk included).
+   */
   async open(): Promise<void> {
+    this.file = await AppendOnlyFile.open(this.fs, this.path, '--log');
     try {
-      await this.fs.appendFile(this.path, '');
+      this.file.append(`${JSON.stringify({ time: this.now().toISOString(), action: 'run-start', ...this.context })}\n`);
     } catch (err) {
-      throw ioError(`opening audit log ${this.path}`, err);
+      this.close();
+      throw new RegpruneError('IO', `cannot write the audit log ${this.path}: ${(err as RegpruneError).cause instanceof Error ? ((err as RegpruneError).cause as Error).message : String(err)}; nothing was removed`, {
+        cause: err,
+        hint: 'free some space there, or give --log a file on another filesystem (regprune frees space here only after it can log), or run without --log',
+      });
     }
   }
 
+  /** Writes and flushes one line now; throws (nothing more should be removed) when it cannot. */
+  writeAhead(record: AuditRecord): void {
+    if (this.file === undefined) throw new RegpruneError('IO', `audit log ${this.path} is not open`);
+    try {
+      this.file.append(this.line(record));
+    } catch (err) {
+      const stopped = new RegpruneError('IO', `${(err as Error).message}; stopped before the next removal (the one it records was not made)`, {
+        cause: err,
+        hint: 'free space where the log is, or log to another filesystem, and run again: the rerun finishes what this run left',
+      });
+      // The same error comes out of flush(): the run ends with this message.
+      this.failure ??= stopped;
+      throw stopped;
+    }
+  }
+
+  /** Writes one line; a failure is kept and thrown by flush(). */
   write(record: AuditRecord): void {
+    if (this.file === undefined || this.failure !== undefined) return;
+    try {
+      this.file.append(this.line(record));
+    } catch (err) {
+      this.failure = err;
+    }
+  }
+
+  private line(record: AuditRecord): string {
     const line: AuditLine = { time: this.now().toISOString(), ...record, ...this.context } as AuditLine;
-    const text = `${JSON.stringify(line)}\n`;
-    this.chain = this.chain.then(async () => {
-      if (this.failure !== undefined) return;
-      try {
-        await this.fs.appendFile(this.path, text);
-      } catch (err) {
-        this.failure = err;
-      }
-    });
+    return `${JSON.stringify(line)}\n`;
   }
 
   async flush(): Promise<void> {
-    await this.chain;
-    if (this.failure !== undefined) throw ioError(`writing audit log ${this.path}`, this.failure);
+    this.close();
+    if (this.failure !== undefined) {
+      const f = this.failure;
+      this.failure = undefined;
+      throw f instanceof RegpruneError ? f : ioError(`writing audit log ${this.path}`, f);
+    }
+  }
+
+  close(): void {
+    this.file?.close();
+    this.file = undefined;
   }
 }
 

@@ -1,6 +1,13 @@
+import { renameSync as nodeRenameSync } from 'node:fs';
+
 /**
- * The filesystem regprune needs: a small subset of `node:fs/promises`, so that
- * production passes the real module and unit tests pass memfs's `promises`.
+ * The filesystem regprune needs: a small subset of `node:fs`, so that
+ * production passes the real module and unit tests pass memfs.
+ *
+ * `StorageFs` is what the rest of the code may call: reads only. The calls
+ * that change the disk (`RawFs`) sit behind the `RAW` key, and only the door
+ * (src/storage/door.ts) takes them from there: every write, rename and delete
+ * goes through its checks (test/unit/boundaries.test.ts fails otherwise).
  */
 export interface DirEntry {
   readonly name: string;
@@ -13,10 +20,36 @@ export interface FileStats {
   readonly size: number;
   readonly mtimeMs: number;
   readonly mtime: Date;
+  readonly dev: number;
+  readonly ino: number;
+  readonly uid: number;
+  readonly gid: number;
   isDirectory(): boolean;
   isFile(): boolean;
   isSymbolicLink(): boolean;
 }
+
+/** The unsafe calls, on raw paths. Reach them only through the door. */
+export interface RawFs {
+  /** One directory, not recursive. */
+  mkdir(path: string, mode: number): void;
+  open(path: string, flags: number, mode: number): number;
+  write(fd: number, data: Uint8Array): void;
+  fsync(fd: number): void;
+  futimes(fd: number, atime: Date, mtime: Date): void;
+  fchown(fd: number, uid: number, gid: number): void;
+  fstat(fd: number): FileStats;
+  close(fd: number): void;
+  rename(from: string, to: string): Promise<void>;
+  rm(path: string, options: { recursive: boolean; force: boolean }): Promise<void>;
+  unlink(path: string): void;
+  symlink(target: string, path: string): void;
+  lchown(path: string, uid: number, gid: number): void;
+  /** Whether this process may write `path` (access W_OK). */
+  writable(path: string): boolean;
+}
+
+export const RAW: unique symbol = Symbol('regprune.rawfs');
 
 export interface StorageFs {
   readdir(path: string, options: { withFileTypes: true }): Promise<DirEntry[]>;
@@ -27,14 +60,12 @@ export interface StorageFs {
    * hundreds of thousands of small files a plan reads: no Buffer per file.
    */
   readText(path: string): Promise<string>;
-  writeFile(path: string, data: string | Uint8Array, options?: { flag?: string; mode?: number }): Promise<void>;
-  appendFile(path: string, data: string): Promise<void>;
-  mkdir(path: string, options: { recursive: true; mode?: number }): Promise<string | undefined>;
-  rename(from: string, to: string): Promise<void>;
-  rm(path: string, options: { recursive: boolean; force: boolean }): Promise<void>;
-  utimes(path: string, atime: Date, mtime: Date): Promise<void>;
+  /** The text of a symbolic link (never followed). */
+  readlink(path: string): Promise<string>;
   /** Only for the root the user gives: symlinks inside the tree are never followed. */
   realpath(path: string): Promise<string>;
+  /** The mutating calls: for src/storage/door.ts only. */
+  readonly [RAW]: RawFs;
 }
 
 /**
@@ -51,15 +82,26 @@ interface SyncFs {
   lstatSync(path: string): FileStats;
   readFileSync(path: string): Uint8Array;
   readFileSync(path: string, encoding: 'utf8'): string | Uint8Array;
-  writeFileSync(path: string, data: string | Uint8Array, options?: { flag?: string; mode?: number }): void;
-  appendFileSync(path: string, data: string): void;
-  mkdirSync(path: string, options: { recursive: true; mode?: number }): string | undefined;
+  readlinkSync(path: string): string | Uint8Array;
+  mkdirSync(path: string, options: { mode?: number }): string | undefined;
+  openSync(path: string, flags: number, mode: number): number;
+  writeSync(fd: number, buffer: Uint8Array, offset: number, length: number): number;
+  fsyncSync(fd: number): void;
+  futimesSync(fd: number, atime: number, mtime: number): void;
+  fchownSync(fd: number, uid: number, gid: number): void;
+  fstatSync(fd: number): FileStats;
+  closeSync(fd: number): void;
   renameSync(from: string, to: string): void;
   rmSync(path: string, options: { recursive: boolean; force: boolean }): void;
-  utimesSync(path: string, atime: number, mtime: number): void;
+  unlinkSync(path: string): void;
+  symlinkSync(target: string, path: string): void;
+  lchownSync(path: string, uid: number, gid: number): void;
+  accessSync(path: string, mode: number): void;
   realpathSync(path: string): string | Uint8Array;
   promises?: { rm?(path: string, options: { recursive: boolean; force: boolean }): Promise<void> };
 }
+
+const W_OK = 2;
 
 /**
  * Adapts a synchronous fs module (`node:fs`, or memfs's) to StorageFs.
@@ -72,6 +114,55 @@ interface SyncFs {
  */
 export function storageFs(fsModule: unknown): StorageFs {
   const f = fsModule as SyncFs;
+  const native = f.renameSync === nodeRenameSync;
+  const isLink = (path: string) => {
+    try {
+      return f.lstatSync(path).isSymbolicLink();
+    } catch {
+      return false;
+    }
+  };
+  const raw: RawFs = {
+    mkdir: (path, mode) => void f.mkdirSync(path, { mode }),
+    open: (path, flags, mode) => f.openSync(path, flags, mode),
+    write: (fd, data) => {
+      let off = 0;
+      while (off < data.length) off += f.writeSync(fd, data, off, data.length - off);
+    },
+    fsync: (fd) => f.fsyncSync(fd),
+    futimes: (fd, atime, mtime) => f.futimesSync(fd, exactSeconds(atime), exactSeconds(mtime)),
+    fchown: (fd, uid, gid) => f.fchownSync(fd, uid, gid),
+    fstat: (fd) => f.fstatSync(fd),
+    close: (fd) => f.closeSync(fd),
+    rename: async (from, to) => {
+      // memfs follows a symlink given to rename (node never does): there, move the link itself.
+      if (!native && isLink(from)) {
+        f.symlinkSync(String(f.readlinkSync(from)), to);
+        f.unlinkSync(from);
+        return;
+      }
+      f.renameSync(from, to);
+    },
+    // Removal is the exception: each unlink and rmdir waits on the filesystem's
+    // journal, and in the thread pool several overlap (a plan's tag directories
+    // went 2x faster than with one at a time; `rm -rf` does one at a time).
+    rm: async (path, options) => {
+      // memfs's rm follows a link given to it (node's unlinks the link): there, unlink it.
+      if (!native && isLink(path)) return f.unlinkSync(path);
+      return f.promises?.rm === undefined ? f.rmSync(path, options) : f.promises.rm(path, options);
+    },
+    unlink: (path) => f.unlinkSync(path),
+    symlink: (target, path) => f.symlinkSync(target, path),
+    lchown: (path, uid, gid) => f.lchownSync(path, uid, gid),
+    writable: (path) => {
+      try {
+        f.accessSync(path, W_OK);
+        return true;
+      } catch {
+        return false;
+      }
+    },
+  };
   return {
     readdir: async (path, options) =>
       f.readdirSync(path, options).map((e) =>
@@ -87,15 +178,8 @@ export function storageFs(fsModule: unknown): StorageFs {
     lstat: async (path) => f.lstatSync(path),
     readFile: async (path) => f.readFileSync(path),
     readText: async (path) => String(f.readFileSync(path, 'utf8')),
-    writeFile: async (path, data, options) => f.writeFileSync(path, data, options),
-    appendFile: async (path, data) => f.appendFileSync(path, data),
-    mkdir: async (path, options) => f.mkdirSync(path, options),
-    rename: async (from, to) => f.renameSync(from, to),
-    // Removal is the exception: each unlink and rmdir waits on the filesystem's
-    // journal, and in the thread pool several overlap (a plan's tag directories
-    // went 2x faster than with one at a time; `rm -rf` does one at a time).
-    rm: f.promises?.rm === undefined ? async (path, options) => f.rmSync(path, options) : (path, options) => (f.promises as Required<NonNullable<SyncFs['promises']>>).rm(path, options),
-    utimes: async (path, atime, mtime) => f.utimesSync(path, exactSeconds(atime), exactSeconds(mtime)),
+    readlink: async (path) => String(f.readlinkSync(path)),
     realpath: async (path) => String(f.realpathSync(path)),
+    [RAW]: raw,
   };
 }

@@ -3,7 +3,9 @@ import { errnoCode } from '../model/errors.js';
 import type { Digest, RepositoryName } from '../model/names.js';
 import { isDigest, isRepositoryName } from '../model/names.js';
 import { limiter, mapLimit } from '../util/limit.js';
+import { storageDoor } from './door.js';
 import type { StorageFs } from './fs.js';
+import { symlinkOnPath } from './nofollow.js';
 import { ALGORITHM, isRepositoryMarker, isReservedRepoChild, type Layout } from './paths.js';
 import type { WarningSink } from './warnings.js';
 
@@ -70,18 +72,24 @@ export async function removeDanglingLayerLinks(
   warn: WarningSink = () => {},
   concurrency = 16,
 ): Promise<LayerLinkSweep> {
+  const door = storageDoor(fs, lay.root);
   const repos = await listRepositoryNames(fs, lay, warn);
   let removed = 0;
   await mapLimit(repos, concurrency, async (repo) => {
     const dir = lay.layers(repo);
+    // readdir follows a symlinked directory: look at the path first, and never list through a link.
+    const linked = await symlinkOnPath(fs, lay, dir);
+    if (linked !== undefined) {
+      warn({ code: 'symlink', path: linked, message: 'symbolic link; not followed, dangling layer links under it left in place' });
+      return;
+    }
     for (const e of await list(fs, dir, warn)) {
       const d = `${ALGORITHM}:${e.name}`;
       if (!e.isDirectory() || !isDigest(d) || present.has(d)) continue;
       const path = lay.layer(repo, d);
       try {
         if (await blobPresent(fs, lay, d)) continue;
-        await fs.rm(path, { recursive: true, force: true });
-        removed++;
+        if ((await door.delete(path)) === 'deleted') removed++;
       } catch (err) {
         warn({ code: 'unreadable', path, message: `cannot remove dangling layer link: ${(err as Error).message}` });
       }

@@ -1,4 +1,5 @@
-import { RegpruneError, errnoCode, ioError } from '../model/errors.js';
+import { RegpruneError } from '../model/errors.js';
+import { storageDoor } from './door.js';
 import type { StorageFs } from './fs.js';
 import type { Layout } from './paths.js';
 
@@ -21,35 +22,21 @@ const TOKEN = /^[A-Za-z0-9-]{8,64}$/;
  */
 export async function writeMarker(fs: StorageFs, lay: Layout, token: string): Promise<StorageMarker> {
   if (!TOKEN.test(token)) throw new RegpruneError('INTERNAL', `marker token ${JSON.stringify(token)}: expected 8-64 of [A-Za-z0-9-]`);
-  try {
-    await fs.mkdir(lay.stateDir, { recursive: true, mode: 0o755 });
-  } catch (err) {
-    throw ioError(`creating ${lay.stateDir} for the storage marker`, err);
-  }
-  const st = await fs.lstat(lay.stateDir).catch((err: unknown) => {
-    throw ioError(`checking ${lay.stateDir}`, err);
-  });
-  if (st.isSymbolicLink() || !st.isDirectory()) {
-    throw new RegpruneError('IO', `${lay.stateDir} is not a directory (a symlink?); regprune writes nothing through it`);
-  }
+  // Through the door: `.regprune` (and the root's path below it) is never a symlink followed.
+  const door = storageDoor(fs, lay.root);
+  await door.ensureDir(lay.stateDir, { mode: 0o755 });
   const name = `marker-${token}`;
   const path = `${lay.stateDir}/${name}`;
   const content = `regprune storage marker ${token}\n`;
-  try {
-    await fs.writeFile(path, content, { flag: 'wx', mode: 0o644 });
-  } catch (err) {
-    throw ioError(`writing the storage marker ${path}`, err);
+  if ((await door.createFile(path, content, { mode: 0o644 })) === 'exists') {
+    throw new RegpruneError('IO', `the storage marker ${path} exists already`);
   }
   return {
     path,
     relative: path.slice(lay.root === '/' ? 1 : lay.root.length + 1),
     content,
     async remove() {
-      try {
-        await fs.rm(path, { recursive: false, force: true });
-      } catch (err) {
-        if (errnoCode(err) !== 'ENOENT') throw ioError(`removing the storage marker ${path}`, err);
-      }
+      await door.delete(path);
     },
   };
 }

@@ -49,6 +49,8 @@ export interface Layout {
   readonly trashDir: string;
   /** Manifests a run set out to unlink; a run that dies leaves it for the next to finish. */
   readonly journalFile: string;
+  /** The same, written as empty files when the disk has no byte free (`<runId>/<repository...>/@<digest>`). */
+  readonly journalDir: string;
   repository(repo: RepositoryName): string;
   tags(repo: RepositoryName): string;
   tag(repo: RepositoryName, tag: TagName): string;
@@ -94,6 +96,7 @@ export function layout(root: string): Layout {
     lockFile: join(stateDir, 'lock'),
     trashDir: join(stateDir, 'trash'),
     journalFile: join(stateDir, 'pending-manifests.json'),
+    journalDir: join(stateDir, 'pending-manifests.d'),
     repository,
     tags,
     tag,

@@ -1,6 +1,7 @@
 import { posix } from 'node:path';
 import { errnoCode } from '../model/errors.js';
 import type { Digest } from '../model/names.js';
+import type { StorageDoor } from './door.js';
 import type { StorageFs } from './fs.js';
 import { linkContent } from './paths.js';
 
@@ -11,16 +12,11 @@ import { linkContent } from './paths.js';
  * one means the tag was pushed again). `mtime` sets the file's mtime, which
  * for current/link is the tag's push time.
  */
-export async function createLink(fs: StorageFs, path: string, digest: Digest, mtime?: Date): Promise<'created' | 'exists'> {
-  await fs.mkdir(posix.dirname(path), { recursive: true });
-  try {
-    await fs.writeFile(path, linkContent(digest), { flag: 'wx' });
-  } catch (err) {
-    if (errnoCode(err) === 'EEXIST') return 'exists';
-    throw err;
-  }
-  if (mtime !== undefined) await fs.utimes(path, mtime, mtime);
-  return 'created';
+export async function createLink(door: StorageDoor, path: string, digest: Digest, mtime?: Date): Promise<'created' | 'exists'> {
+  // Owned like the directory it goes in: run as root against a registry that runs as another
+  // user, a root-owned tag dir makes the next push of that tag fail (mkdir: permission denied).
+  await door.ensureDir(posix.dirname(path), { ownerLikeParent: true });
+  return door.createFile(path, linkContent(digest), { ownerLikeParent: true, ...(mtime === undefined ? {} : { mtime }) });
 }
 
 /** Whether a path exists (without following a final symlink). */

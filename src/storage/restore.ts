@@ -3,6 +3,7 @@ import { errnoCode } from '../model/errors.js';
 import type { Digest, RepositoryName, TagName } from '../model/names.js';
 import { isDigest, isRepositoryName, isTagName } from '../model/names.js';
 import type { AuditLine, ManifestRemoval, TagRemoval } from './audit.js';
+import { storageDoor } from './door.js';
 import type { StorageFs } from './fs.js';
 import { readLink } from './links.js';
 import type { Layout } from './paths.js';
@@ -188,6 +189,7 @@ export async function applyRestore(
     onOutcome?.(o);
     return o;
   };
+  const door = storageDoor(fs, lay.root);
   const decided = (d: RestoreDecision): RestoreOutcome => emit(d, d.action as Exclude<RestoreDecision['action'], 'restore'>, d.reason);
 
   const manifests: RestoreOutcome[] = [];
@@ -201,8 +203,8 @@ export async function applyRestore(
     try {
       // The repository's `_layers` links for the manifest's blobs: pulls go through them.
       const parsed = parseManifest(await fs.readFile(lay.blobData(d)));
-      if (parsed.ok) for (const b of parsed.refs.blobs) await createLink(fs, lay.layerLink(repo, b), b);
-      const r = await createLink(fs, lay.revisionLink(repo, d), d);
+      if (parsed.ok) for (const b of parsed.refs.blobs) await createLink(door, lay.layerLink(repo, b), b);
+      const r = await createLink(door, lay.revisionLink(repo, d), d);
       manifests.push(emit(m, r === 'created' ? 'restored' : 'present'));
     } catch (err) {
       manifests.push(emit(m, 'failed', `writing ${lay.revisionLink(repo, d)}: ${message(err)}`));
@@ -225,8 +227,8 @@ export async function applyRestore(
     const pushedAt = new Date(t.pushedAt ?? 0);
     try {
       // index link first: current/link is what makes the tag visible, and it is created last, with O_EXCL.
-      await createLink(fs, lay.tagIndexLink(repo, tag, d), d, pushedAt);
-      const r = await createLink(fs, lay.tagCurrentLink(repo, tag), d, pushedAt);
+      await createLink(door, lay.tagIndexLink(repo, tag, d), d, pushedAt);
+      const r = await createLink(door, lay.tagCurrentLink(repo, tag), d, pushedAt);
       tags.push(r === 'created' ? emit(t, 'restored') : emit(t, 'exists', 'pushed again during restore; left as is'));
     } catch (err) {
       tags.push(emit(t, 'failed', `writing ${lay.tagCurrentLink(repo, tag)}: ${message(err)}`));

@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, readlink, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeEach, describe, expect, test } from 'vitest';
@@ -56,7 +56,8 @@ async function auditLines(path: string): Promise<Array<Record<string, unknown>>>
   return text
     .split('\n')
     .filter((l) => l !== '')
-    .map((l) => JSON.parse(l) as Record<string, unknown>);
+    .map((l) => JSON.parse(l) as Record<string, unknown>)
+    .filter((l) => l.action !== 'run-start'); // the line that proves the log can be written, before anything happens
 }
 
 /** The calls that prove garbage-collect sees this storage: config, environment, the marker read back. */
@@ -381,12 +382,14 @@ describe('lock', () => {
       if (Date.now() > deadline) throw new Error('the first run never reached garbage-collect');
       await new Promise((r) => setTimeout(r, 50));
     }
-    const lockText = await readFile(layout(w.reg.root).lockFile, 'utf8');
+    // The lock is a symlink whose text names the owner (created whole in one step, no data block needed).
+    const lockText = await readlink(layout(w.reg.root).lockFile);
     const owner = JSON.parse(lockText) as { pid: number; startedAt: string; hostname: string };
     expect(owner.pid).toBe(first.pid);
 
     const t0 = Date.now();
-    const second = await runRegprune(['prune', 'app:v2', '--root', w.reg.root, '--yes', '--gc', 'docker:registry']);
+    // (garbage-collect's container and config are checked before the lock: the stand-ins must be on PATH)
+    const second = await runRegprune(['prune', 'app:v2', '--root', w.reg.root, '--yes', '--gc', 'docker:registry'], { env: { PATH: w.standins.path() } });
     expect(second.exitCode).toBe(1);
     expect(Date.now() - t0).toBeLessThan(10_000);
     expect(second.stderr).toContain(`regprune: another regprune run (pid ${owner.pid}, started ${owner.startedAt}) holds the lock on ${w.reg.root}`);

@@ -6,7 +6,7 @@ import { applyPlan } from '../../src/plan/apply.js';
 import { buildPlan } from '../../src/plan/build.js';
 import { selectTags } from '../../src/policy/select.js';
 import type { Selector } from '../../src/policy/selector.js';
-import type { StorageFs } from '../../src/storage/fs.js';
+import { RAW, type StorageFs } from '../../src/storage/fs.js';
 import { MemRegistry, daysAgo } from '../helpers/memtree.js';
 
 // A push interleaved with apply, step by step (found by
@@ -40,13 +40,16 @@ describe('a push of a planned manifest during its removal', () => {
     let step = 0;
     const fs: StorageFs = {
       ...reg.fs,
-      rename: async (from, to) => {
-        if (from === revisionDir && step === 0) {
-          // Step 1 (linkBlob): the revision link is written again, just before apply takes it.
-          reg.write(reg.lay.revisionLink(APP, m.manifest.digest), m.manifest.digest);
-          step = 1;
-        }
-        return reg.fs.rename(from, to);
+      [RAW]: {
+        ...reg.fs[RAW],
+        rename: async (from: string, to: string) => {
+          if (from === revisionDir && step === 0) {
+            // Step 1 (linkBlob): the revision link is written again, just before apply takes it.
+            reg.write(reg.lay.revisionLink(APP, m.manifest.digest), m.manifest.digest);
+            step = 1;
+          }
+          return reg.fs[RAW].rename(from, to);
+        },
       },
       readdir: async (path, options) => {
         const entries = await reg.fs.readdir(path, options);

@@ -9,7 +9,7 @@ import { buildPlan } from '../../src/plan/build.js';
 import type { ManifestOutcome, Plan, TagOutcome } from '../../src/plan/plan.js';
 import { selectTags } from '../../src/policy/select.js';
 import type { Selector } from '../../src/policy/selector.js';
-import type { StorageFs } from '../../src/storage/fs.js';
+import { RAW, type StorageFs } from '../../src/storage/fs.js';
 import { buildSignature, signatureTag, type BuiltImage } from '../helpers/images.js';
 import { MemRegistry, daysAgo } from '../helpers/memtree.js';
 
@@ -118,7 +118,7 @@ describe('applyPlan', () => {
     expect(under(reg.lay.trashDir, reg.lay.v2)).toBe(false);
     const p = await plan(reg, selector(['app:v1', 'solo:only']));
     const renames: Array<[string, string]> = [];
-    const fs: StorageFs = { ...reg.fs, rename: (from, to) => (renames.push([from, to]), reg.fs.rename(from, to)) };
+    const fs: StorageFs = { ...reg.fs, [RAW]: { ...reg.fs[RAW], rename: (from: string, to: string) => (renames.push([from, to]), reg.fs[RAW].rename(from, to)) } };
     const report = await applyPlan({ fs, layout: reg.lay, plan: p, runId: 'run7' });
     expect(report.tags.map((t) => t.result)).toEqual(['removed', 'removed']);
     const planned = [
@@ -221,5 +221,61 @@ describe('applyPlan', () => {
     const report = await applyPlan({ fs: reg.fs, layout: reg.lay, plan: p, runId: 'r' });
     expect(report).toEqual({ tags: [], manifests: [], trashFinished: 0 });
     expect(files(reg)).toEqual(before);
+  });
+});
+
+describe('stopping: a signal, or an audit log that cannot be written', () => {
+  it('aborted after the first removal: the entry in hand finishes, nothing more starts, INTERRUPTED; the journal keeps every planned manifest', async () => {
+    const { reg } = tree();
+    const p = await plan(reg, selector(['app:v1', 'app:v2', 'app:multi', 'solo:only']));
+    const stop = new AbortController();
+    const seen: string[] = [];
+    const err = await applyPlan({
+      fs: reg.fs,
+      layout: reg.lay,
+      plan: p,
+      runId: 'sig',
+      concurrency: 1,
+      signal: stop.signal,
+      onOutcome: (o) => {
+        seen.push(`${'tag' in o ? o.tag : o.digest}=${o.result}`);
+        stop.abort('SIGTERM');
+      },
+    }).catch((e: unknown) => e);
+    expect((err as { code?: string }).code).toBe('INTERRUPTED');
+    expect((err as Error).message).toMatch(/^interrupted \(SIGTERM\)/);
+    // The entries in hand (a repository's tags go up to four at a time) finished; nothing started after.
+    expect(seen.length).toBeGreaterThanOrEqual(1);
+    expect(seen.length).toBeLessThanOrEqual(4);
+    for (const o of seen) expect(o).toMatch(/=removed$/);
+    const gone = p.tags.filter((t) => !reg.exists(reg.lay.tag(R(t.repository), T(t.tag))));
+    expect(gone).toHaveLength(seen.length);
+    expect(reg.exists(reg.lay.tag(R('solo'), T('only'))), 'the next repository never started').toBe(true);
+    for (const m of p.manifests) expect(reg.exists(reg.lay.revision(R(m.repository), m.digest as never))).toBe(true);
+    expect(reg.vol.readdirSync(reg.lay.trashDir)).toEqual([]);
+    const journal = JSON.parse(reg.vol.readFileSync(reg.lay.journalFile, 'utf8') as string) as { manifests: unknown[] };
+    expect(journal.manifests).toHaveLength(p.manifests.length);
+  });
+
+  it('beforeRemove throwing (the audit log is full) stops before that removal: only what was logged ahead is gone', async () => {
+    const { reg } = tree();
+    const p = await plan(reg, selector(['app:v1', 'app:v2', 'app:multi', 'solo:only']));
+    const logged: string[] = [];
+    const err = await applyPlan({
+      fs: reg.fs,
+      layout: reg.lay,
+      plan: p,
+      runId: 'full',
+      concurrency: 1,
+      beforeRemove: (e) => {
+        if (logged.length === 2) throw Object.assign(new Error('writing /var/log/x: ENOSPC'), { code: 'ENOSPC' });
+        logged.push('tag' in e ? `${e.repository}:${e.tag}` : `${e.repository}@${e.digest}`);
+      },
+    }).catch((e: unknown) => e);
+    expect((err as Error).message).toBe('writing /var/log/x: ENOSPC');
+    const goneTags = p.tags.filter((t) => !reg.exists(reg.lay.tag(R(t.repository), T(t.tag)))).map((t) => `${t.repository}:${t.tag}`);
+    const goneManifests = p.manifests.filter((m) => !reg.exists(reg.lay.revision(R(m.repository), m.digest as never))).map((m) => `${m.repository}@${m.digest}`);
+    expect([...goneTags, ...goneManifests].sort()).toEqual([...logged].sort());
+    expect(logged).toHaveLength(2);
   });
 });

@@ -11,7 +11,7 @@ import { buildPlan } from '../../src/plan/build.js';
 import type { Plan } from '../../src/plan/plan.js';
 import { selectTags } from '../../src/policy/select.js';
 import type { Selector } from '../../src/policy/selector.js';
-import type { StorageFs } from '../../src/storage/fs.js';
+import { RAW, type StorageFs } from '../../src/storage/fs.js';
 import type { StorageWarning, WarningCode } from '../../src/storage/warnings.js';
 import { limiter } from '../../src/util/limit.js';
 import { buildImage, sha256Digest, type BuiltImage } from '../helpers/images.js';
@@ -59,13 +59,16 @@ function nodeLike(reg: MemRegistry): StorageFs {
   };
   return {
     ...fs,
-    rename: async (from, to) => {
-      const st = await fs.lstat(from);
-      if (!st.isSymbolicLink()) return fs.rename(from, to);
-      reg.vol.symlinkSync(String(reg.vol.readlinkSync(from)), to);
-      reg.vol.unlinkSync(from);
+    [RAW]: {
+      ...fs[RAW],
+      rename: async (from: string, to: string) => {
+        const st = await fs.lstat(from);
+        if (!st.isSymbolicLink()) return fs[RAW].rename(from, to);
+        reg.vol.symlinkSync(String(reg.vol.readlinkSync(from)), to);
+        reg.vol.unlinkSync(from);
+      },
+      rm,
     },
-    rm,
   };
 }
 
@@ -89,8 +92,11 @@ function denied(fs: StorageFs, dir: string): StorageFs {
     readFile: guard('open', (p) => fs.readFile(p), true),
     readText: guard('open', (p) => fs.readText(p), true),
     lstat: guard('lstat', (p) => fs.lstat(p), false),
-    rm: guard('rm', (p, o: { recursive: boolean; force: boolean }) => fs.rm(p, o), false),
-    rename: (from, to) => (from.startsWith(`${dir}/`) ? Promise.reject(eacces('rename', from)) : fs.rename(from, to)),
+    [RAW]: {
+      ...fs[RAW],
+      rm: guard('rm', (p, o: { recursive: boolean; force: boolean }) => fs[RAW].rm(p, o), false),
+      rename: (from: string, to: string) => (from.startsWith(`${dir}/`) ? Promise.reject(eacces('rename', from)) : fs[RAW].rename(from, to)),
+    },
   };
 }
 

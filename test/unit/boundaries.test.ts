@@ -28,13 +28,28 @@ interface Facts {
   readonly clockReads: number;
   /** `process.env` in any form. */
   readonly envReads: number;
+  /** Calls of a mutating fs function (`x.rename(...)`, `rmSync(...)`, ...) by name. */
+  readonly mutations: string[];
+  /** Uses of the identifier `RAW` (the key to the raw mutating calls). */
+  readonly rawUses: number;
 }
+
+// Every fs call that changes a disk. Outside src/storage/door.ts (and fs.ts, which builds the
+// raw calls), none of them may be called: every change goes through the door's checks.
+const MUTATING = new Set(
+  ['rename', 'rm', 'rmdir', 'unlink', 'writeFile', 'appendFile', 'mkdir', 'mkdtemp', 'symlink', 'link', 'utimes', 'lutimes', 'futimes', 'chown', 'lchown', 'fchown', 'chmod', 'lchmod', 'truncate', 'ftruncate', 'copyFile', 'cp']
+    .flatMap((n) => [n, `${n}Sync`])
+    // `write` and `open` are everyday method names (stdout.write, log.open): only their fs forms.
+    .concat(['createWriteStream', 'openSync', 'writeSync', 'writevSync', 'fsyncSync']),
+);
 
 function facts(fileName: string, text: string): Facts {
   const sf = ts.createSourceFile(fileName, text, ts.ScriptTarget.Latest, true);
   const imports: string[] = [];
   let clockReads = 0;
   let envReads = 0;
+  let rawUses = 0;
+  const mutations: string[] = [];
   const isId = (n: ts.Node, name: string) => ts.isIdentifier(n) && n.text === name;
   const visit = (n: ts.Node): void => {
     if ((ts.isImportDeclaration(n) || ts.isExportDeclaration(n)) && n.moduleSpecifier !== undefined && ts.isStringLiteral(n.moduleSpecifier)) {
@@ -47,6 +62,8 @@ function facts(fileName: string, text: string): Facts {
         imports.push(arg.text);
       }
       if (ts.isPropertyAccessExpression(n.expression) && isId(n.expression.expression, 'Date') && n.expression.name.text === 'now') clockReads++;
+      const callee = ts.isPropertyAccessExpression(n.expression) ? n.expression.name.text : ts.isIdentifier(n.expression) ? n.expression.text : undefined;
+      if (callee !== undefined && MUTATING.has(callee)) mutations.push(callee);
     } else if (ts.isNewExpression(n) && isId(n.expression, 'Date') && (n.arguments === undefined || n.arguments.length === 0)) {
       clockReads++;
     } else if (ts.isPropertyAccessExpression(n) && isId(n.expression, 'process') && n.name.text === 'env') {
@@ -54,11 +71,12 @@ function facts(fileName: string, text: string): Facts {
     } else if (ts.isElementAccessExpression(n) && isId(n.expression, 'process') && ts.isStringLiteralLike(n.argumentExpression) && n.argumentExpression.text === 'env') {
       envReads++;
     }
+    if (ts.isIdentifier(n) && n.text === 'RAW') rawUses++;
     ts.forEachChild(n, visit);
   };
   visit(sf);
   const code = ts.createPrinter({ removeComments: true }).printFile(sf);
-  return { imports, code, clockReads, envReads };
+  return { imports, code, clockReads, envReads, mutations, rawUses };
 }
 
 const FORBIDDEN_IMPORT = /^(?:node:)?fs(?:\/.*)?$|^execa(?:\/.*)?$|^commander(?:\/.*)?$/;
@@ -82,6 +100,10 @@ describe('the checks themselves', () => {
     ["process['env']", "const r = process['env'];", { envReads: 1 }],
     ['a layout name in a string', "const p = join(repo, '_manifests');", { layout: true }],
     ['a layout name in a template', 'const p = `${repo}/_layers/sha256`;', { layout: true }],
+    ['fs.rename(...) is a mutation', 'await fs.rename(a, b);', { mutations: ['rename'] }],
+    ['rmSync(...) is a mutation', 'rmSync(p, { recursive: true });', { mutations: ['rmSync'] }],
+    ['x[RAW].unlink(...) is both', 'fs[RAW].unlink(p);', { mutations: ['unlink'], rawUses: 1 }],
+    ['door.delete(...) is not', 'await door.delete(p); m.delete(k);', { mutations: [], rawUses: 0 }],
     ['a layout name only in comments', '// the _manifests dir\n/** under `_uploads` */\nconst x = 1;', { layout: false }],
   ];
   it.each(cases)('%s', (_name, source, expected) => {
@@ -111,6 +133,14 @@ describe('boundaries', () => {
     const offenders = files
       .filter((f) => !inDir(f.rel, 'storage'))
       .flatMap((f) => LAYOUT_NAMES.filter((n) => new RegExp(`(?<![A-Za-z0-9])${n}`).test(f.facts.code)).map((n) => `${f.rel} spells ${n}`));
+    expect(offenders).toEqual([]);
+  });
+
+  it('nothing outside the door (src/storage/door.ts, and fs.ts that builds it) calls a mutating fs function or takes RAW', () => {
+    const door = ['src/storage/door.ts', 'src/storage/fs.ts'];
+    const offenders = files
+      .filter((f) => !door.includes(f.rel))
+      .flatMap((f) => [...f.facts.mutations.map((m) => `${f.rel} calls ${m}()`), ...(f.facts.rawUses > 0 ? [`${f.rel} uses RAW`] : [])]);
     expect(offenders).toEqual([]);
   });
 

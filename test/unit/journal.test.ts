@@ -4,7 +4,7 @@ import { buildPlan } from '../../src/plan/build.js';
 import { parseTagRef, type RepositoryName } from '../../src/model/names.js';
 import { selectTags } from '../../src/policy/select.js';
 import type { Selector } from '../../src/policy/selector.js';
-import { writeJournal } from '../../src/storage/journal.js';
+import { clearJournal, readJournal, writeJournal } from '../../src/storage/journal.js';
 import { MemRegistry, daysAgo } from '../helpers/memtree.js';
 
 const now = new Date('2026-11-23T12:00:00Z');
@@ -61,5 +61,34 @@ describe('the pending-manifests journal (a run killed between tags and manifests
     const p = await plan(reg, named('app:nope'));
     expect(p.manifests).toEqual([]);
     expect(p.warnings.map((w) => w.path)).toContain(reg.lay.journalFile);
+  });
+
+  it('is written atomically under an unpredictable temp name created exclusively: a link planted at the old predictable name is never written through', async () => {
+    const reg = new MemRegistry();
+    reg.vol.mkdirSync(reg.lay.stateDir, { recursive: true });
+    reg.vol.mkdirSync('/victim');
+    // The name older versions used for the temp file.
+    reg.vol.symlinkSync('/victim/owned', `${reg.lay.journalFile}.run1.tmp`);
+    const d = `sha256:${'b'.repeat(64)}`;
+    await writeJournal(reg.fs, reg.lay, [{ repository: 'app', digest: d }], 'run1');
+    expect(reg.vol.readdirSync('/victim')).toEqual([]);
+    expect(JSON.parse(reg.vol.readFileSync(reg.lay.journalFile, 'utf8') as string)).toMatchObject({ version: 1, runId: 'run1', manifests: [{ repository: 'app', digest: d }] });
+    // No temp file is left beside it (only the planted link, which clearJournal then removes as a leftover).
+    expect(reg.vol.readdirSync(reg.lay.stateDir).sort()).toEqual(['pending-manifests.json', 'pending-manifests.json.run1.tmp']);
+    await clearJournal(reg.fs, reg.lay);
+    expect(reg.vol.readdirSync(reg.lay.stateDir)).toEqual([]);
+  });
+
+  it('a journal replaced by a symlink is not followed: ignored with a warning, and writing it is refused', async () => {
+    const reg = new MemRegistry();
+    reg.vol.mkdirSync(reg.lay.stateDir, { recursive: true });
+    reg.vol.mkdirSync('/victim');
+    reg.vol.writeFileSync('/victim/j.json', JSON.stringify({ version: 1, manifests: [{ repository: 'app', digest: `sha256:${'c'.repeat(64)}` }] }));
+    reg.vol.symlinkSync('/victim/j.json', reg.lay.journalFile);
+    const warnings: string[] = [];
+    expect(await readJournal(reg.fs, reg.lay, (w) => warnings.push(w.message))).toEqual([]);
+    expect(warnings[0]).toMatch(/not a regular file/);
+    await expect(writeJournal(reg.fs, reg.lay, [], 'r')).rejects.toThrow(/is a symbolic link|not a regular file/);
+    expect(reg.vol.readFileSync('/victim/j.json', 'utf8')).toContain('cccc');
   });
 });

@@ -17,12 +17,12 @@ function world() {
 const host = (pid: number, alive: (pid: number) => boolean = () => true, hostname = 'reg1'): LockHost => ({ pid, hostname, now, isAlive: alive });
 
 describe('acquireLock', () => {
-  test('creates <root>/.regprune/lock (outside docker/registry/v2) with pid, start time, hostname; release removes it', async () => {
+  test('creates <root>/.regprune/lock (outside docker/registry/v2), a symlink whose text names pid, start time, hostname; release removes it', async () => {
     const w = world();
     const lock = await acquireLock(w.fs, w.lay, host(100));
     expect(lock.path).toBe(`${ROOT}/.regprune/lock`);
     expect(lock.tookOver).toBeUndefined();
-    const text = w.vol.readFileSync(lock.path, 'utf8') as string;
+    const text = String(w.vol.readlinkSync(lock.path));
     expect(parseLock(text)).toEqual({ pid: 100, startedAt: '2026-11-23T03:00:00.000Z', hostname: 'reg1' });
     await lock.release();
     expect(w.vol.existsSync(lock.path)).toBe(false);
@@ -37,7 +37,7 @@ describe('acquireLock', () => {
     expect((err as RegpruneError).code).toBe('LOCKED');
     expect((err as Error).message).toBe(`another regprune run (pid 100, started 2026-11-23T03:00:00.000Z) holds the lock on ${ROOT}`);
     // The holder's lock is untouched.
-    expect(parseLock(w.vol.readFileSync(`${ROOT}/.regprune/lock`, 'utf8') as string)?.pid).toBe(100);
+    expect(parseLock(String(w.vol.readlinkSync(`${ROOT}/.regprune/lock`)))?.pid).toBe(100);
   });
 
   test('a lock whose process is gone (same host) is taken over, and says so', async () => {
@@ -45,7 +45,7 @@ describe('acquireLock', () => {
     await acquireLock(w.fs, w.lay, host(100));
     const lock = await acquireLock(w.fs, w.lay, host(200, (pid) => pid !== 100));
     expect(lock.tookOver).toEqual({ pid: 100, startedAt: now.toISOString(), hostname: 'reg1' });
-    expect(parseLock(w.vol.readFileSync(lock.path, 'utf8') as string)?.pid).toBe(200);
+    expect(parseLock(String(w.vol.readlinkSync(lock.path)))?.pid).toBe(200);
     expect(w.vol.readdirSync(`${ROOT}/.regprune`)).toEqual(['lock']);
   });
 
@@ -76,9 +76,10 @@ describe('acquireLock', () => {
     const w = world();
     const mine = await acquireLock(w.fs, w.lay, host(100));
     // Someone took it over (e.g. decided this process was gone).
-    w.vol.writeFileSync(mine.path, JSON.stringify({ pid: 300, startedAt: now.toISOString(), hostname: 'reg1' }));
+    w.vol.unlinkSync(mine.path);
+    w.vol.symlinkSync(JSON.stringify({ pid: 300, startedAt: now.toISOString(), hostname: 'reg1' }), mine.path);
     await mine.release();
-    expect(parseLock(w.vol.readFileSync(mine.path, 'utf8') as string)?.pid).toBe(300);
+    expect(parseLock(String(w.vol.readlinkSync(mine.path)))?.pid).toBe(300);
   });
 
   test('two takeovers of the same stale lock: exactly one wins', async () => {
@@ -90,8 +91,42 @@ describe('acquireLock', () => {
     expect(won).toHaveLength(1);
     const lost = results.find((r) => r.status === 'rejected') as PromiseRejectedResult;
     expect((lost.reason as RegpruneError).code).toBe('LOCKED');
-    const holder = parseLock(w.vol.readFileSync(`${ROOT}/.regprune/lock`, 'utf8') as string);
+    const holder = parseLock(String(w.vol.readlinkSync(`${ROOT}/.regprune/lock`)));
     expect([201, 202]).toContain(holder?.pid);
+  });
+
+  test('an empty or cut-short lock FILE (a crash or a full disk with older versions) is taken over once it is 10 s old, with a note', async () => {
+    for (const text of ['', '{"pid":12,"startedAt":"2026-']) {
+      const w = world();
+      w.vol.mkdirSync(`${ROOT}/.regprune`, { recursive: true });
+      w.vol.writeFileSync(`${ROOT}/.regprune/lock`, text);
+      const old = new Date(now.getTime() - 60_000);
+      w.vol.utimesSync(`${ROOT}/.regprune/lock`, old, old);
+      const lock = await acquireLock(w.fs, w.lay, host(200));
+      expect(lock.tookOverHalfWritten).toBe(true);
+      expect(lock.tookOver).toBeUndefined();
+      expect(parseLock(String(w.vol.readlinkSync(lock.path)))?.pid).toBe(200);
+      expect(w.vol.readdirSync(`${ROOT}/.regprune`)).toEqual(['lock']);
+    }
+  });
+
+  test('an empty lock file written just now may be a run still writing it: held', async () => {
+    const w = world();
+    w.vol.mkdirSync(`${ROOT}/.regprune`, { recursive: true });
+    w.vol.writeFileSync(`${ROOT}/.regprune/lock`, '');
+    w.vol.utimesSync(`${ROOT}/.regprune/lock`, now, now);
+    const err = await acquireLock(w.fs, w.lay, host(200)).catch((e: unknown) => e);
+    expect((err as RegpruneError).code).toBe('LOCKED');
+  });
+
+  test('a symlinked .regprune is refused, never written through', async () => {
+    const w = world();
+    w.vol.mkdirSync('/victim', { recursive: true });
+    w.vol.symlinkSync('/victim', `${ROOT}/.regprune`);
+    const err = await acquireLock(w.fs, w.lay, host(200)).catch((e: unknown) => e);
+    expect((err as RegpruneError).code).toBe('UNSAFE');
+    expect((err as Error).message).toBe(`refusing to create directory ${ROOT}/.regprune: ${ROOT}/.regprune is a symbolic link`);
+    expect(w.vol.readdirSync('/victim')).toEqual([]);
   });
 
   test('parseLock', () => {

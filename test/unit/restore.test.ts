@@ -181,8 +181,10 @@ describe('audit log', () => {
     reg.vol.appendFileSync('/var/log/regprune.jsonl', '{"cut off');
     const text = reg.vol.readFileSync('/var/log/regprune.jsonl', 'utf8') as string;
     const lines = text.split('\n');
-    expect(JSON.parse(lines[0]!)).toEqual({
-      time: '2026-11-23T12:00:00.000Z',
+    // The first line is written when the log is opened: a log that cannot be written fails there.
+    expect(JSON.parse(lines[0]!)).toEqual({ time: '2026-11-23T12:00:00.000Z', action: 'run-start', root: ROOT, run: 'r9' });
+    expect(JSON.parse(lines[1]!)).toEqual({
+      time: '2026-11-23T12:00:01.000Z',
       action: 'remove-tag',
       repository: 'app',
       tag: 'v1',
@@ -193,13 +195,13 @@ describe('audit log', () => {
       run: 'r9',
     });
     const parsed = parseAuditLog(text);
-    expect(parsed.lines.map((l) => l.action)).toEqual(['remove-tag', 'remove-manifest']);
-    expect(parsed.problems).toEqual([{ line: 3, message: 'not a JSON object' }]);
+    expect(parsed.lines.map((l) => l.action)).toEqual(['run-start', 'remove-tag', 'remove-manifest']);
+    expect(parsed.problems).toEqual([{ line: 4, message: 'not a JSON object' }]);
   });
 
   test('a log that cannot be opened fails before anything is removed', async () => {
     const reg = new MemRegistry(ROOT);
     const log = new AuditLog(reg.fs, '/nonexistent/dir/log.jsonl', { root: ROOT, run: 'r' }, () => now);
-    await expect(log.open()).rejects.toThrow(/opening audit log \/nonexistent\/dir\/log.jsonl/);
+    await expect(log.open()).rejects.toThrow(/--log \/nonexistent\/dir\/log.jsonl: directory \/nonexistent\/dir does not exist/);
   });
 });

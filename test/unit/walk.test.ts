@@ -2,7 +2,7 @@ import { posix } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Digest, RepositoryName, TagName } from '../../src/model/names.js';
 import { RegpruneError } from '../../src/model/errors.js';
-import type { StorageFs } from '../../src/storage/fs.js';
+import { RAW, type StorageFs } from '../../src/storage/fs.js';
 import { resolveRoot } from '../../src/storage/root.js';
 import { walkRepositories } from '../../src/storage/walk.js';
 import type { StorageWarning } from '../../src/storage/warnings.js';
@@ -28,16 +28,24 @@ function recording(fs: StorageFs): { fs: StorageFs; touched: string[] } {
       lstat: rec((p) => fs.lstat(p)),
       readFile: rec((p) => fs.readFile(p)),
       readText: rec((p) => fs.readText(p)),
-      writeFile: rec((p, d: string | Uint8Array, o?: { flag?: string; mode?: number }) => fs.writeFile(p, d, o)),
-      appendFile: rec((p, d: string) => fs.appendFile(p, d)),
+      readlink: rec((p) => fs.readlink(p)),
       realpath: rec((p) => fs.realpath(p)),
-      mkdir: rec((p, o: { recursive: true; mode?: number }) => fs.mkdir(p, o)),
-      rename: (from, to) => {
-        touched.push(from, to);
-        return fs.rename(from, to);
+      [RAW]: {
+        ...fs[RAW],
+        mkdir: rec((p, m: number) => fs[RAW].mkdir(p, m)),
+        open: rec((p, f: number, m: number) => fs[RAW].open(p, f, m)),
+        rename: (from: string, to: string) => {
+          touched.push(from, to);
+          return fs[RAW].rename(from, to);
+        },
+        rm: rec((p, o: { recursive: boolean; force: boolean }) => fs[RAW].rm(p, o)),
+        unlink: rec((p) => fs[RAW].unlink(p)),
+        symlink: (target: string, p: string) => {
+          touched.push(p);
+          fs[RAW].symlink(target, p);
+        },
+        lchown: rec((p, u: number, g: number) => fs[RAW].lchown(p, u, g)),
       },
-      rm: rec((p, o: { recursive: boolean; force: boolean }) => fs.rm(p, o)),
-      utimes: rec((p, a: Date, m: Date) => fs.utimes(p, a, m)),
     },
   };
 }

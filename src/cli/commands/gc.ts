@@ -7,8 +7,9 @@ import { formatArgv } from '../../gc/process.js';
 import { parseGcMode, splitCommand } from '../../gc/target.js';
 import { verifyGcStorage } from '../../gc/verify.js';
 import { RegpruneError, UsageError } from '../../model/errors.js';
-import type { ManifestOutcome, TagOutcome } from '../../plan/plan.js';
+import type { ManifestOutcome, PlannedManifest, PlannedTag, TagOutcome } from '../../plan/plan.js';
 import { AuditLog } from '../../storage/audit.js';
+import { AppendOnlyFile } from '../../storage/door.js';
 import { acquireLock, type HeldLock } from '../../storage/lock.js';
 import type { Layout } from '../../storage/paths.js';
 import { EXIT, worse, type CliDeps, type ExitCode } from '../deps.js';
@@ -110,6 +111,17 @@ export class RunSession {
    */
   async begin(lay: Layout, write: boolean, runId: string): Promise<void> {
     this.lay = lay;
+    // --log is checked before anything else happens, dry runs included (not a symlink, writable).
+    if (this.settings.logPath !== undefined) await AppendOnlyFile.check(this.deps.fs, this.settings.logPath, '--log');
+    // The log is opened (and its first line written) before the storage is touched: a log on a
+    // full disk refuses the run here.
+    if (write && this.settings.logPath !== undefined) {
+      this.log = new AuditLog(this.deps.fs, this.settings.logPath, { root: lay.root, run: runId }, this.deps.now);
+      await this.log.open();
+    }
+    // Garbage-collect's program, container and config are checked before the lock: a missing
+    // one is a usage error and nothing under the root is touched.
+    await this.prepareGc(lay, write);
     if (write) {
       this.lock = await acquireLock(this.deps.fs, lay, {
         pid: this.deps.pid,
@@ -119,11 +131,11 @@ export class RunSession {
       });
       const old = this.lock.tookOver;
       if (old !== undefined) this.reporter.note(`note: took over a stale lock on ${lay.root} (pid ${old.pid}, started ${old.startedAt}: that process is gone)`);
-      if (this.settings.logPath !== undefined) {
-        this.log = new AuditLog(this.deps.fs, this.settings.logPath, { root: lay.root, run: runId }, this.deps.now);
-        await this.log.open();
-      }
+      if (this.lock.tookOverHalfWritten) this.reporter.note(`note: took over an empty or cut-short lock file on ${lay.root} (left by a crash or a full disk)`);
     }
+  }
+
+  private async prepareGc(lay: Layout, write: boolean): Promise<void> {
     const gc = this.settings.gc;
     if (gc !== undefined) {
       try {
@@ -161,14 +173,21 @@ export class RunSession {
     return this.prepared?.runner.where;
   }
 
-  /** For applyPlan's onOutcome: every removed tag and manifest goes to the audit log. */
-  record = (o: TagOutcome | ManifestOutcome): void => {
-    if (this.log === undefined || o.result !== 'removed') return;
-    if ('tag' in o) {
-      this.log.write({ action: 'remove-tag', repository: o.repository, tag: o.tag, digest: o.digest, pushedAt: o.pushedAt, reason: o.reason });
+  /** For applyPlan's beforeRemove: the audit line is written and flushed before the removal (throws: nothing more is removed). */
+  ahead = (e: PlannedTag | PlannedManifest): void => {
+    if (this.log === undefined) return;
+    if ('tag' in e) {
+      this.log.writeAhead({ action: 'remove-tag', repository: e.repository, tag: e.tag, digest: e.digest, pushedAt: e.pushedAt, reason: e.reason });
     } else {
-      this.log.write({ action: 'remove-manifest', repository: o.repository, tag: null, digest: o.digest, pushedAt: null, reason: o.reason });
+      this.log.writeAhead({ action: 'remove-manifest', repository: e.repository, tag: null, digest: e.digest, pushedAt: null, reason: e.reason });
     }
+  };
+
+  /** For applyPlan's onOutcome: a removal logged ahead that did not happen gets a second line saying so. */
+  record = (o: TagOutcome | ManifestOutcome): void => {
+    if (this.log === undefined || o.result === 'removed' || o.result === 'missing') return;
+    if (o.result === 'changed' && o.detail !== undefined && !/during removal/.test(o.detail)) return; // decided before the line was written
+    this.log.write({ action: 'not-removed', repository: o.repository, tag: 'tag' in o ? o.tag : null, digest: o.digest, result: o.result, detail: o.detail ?? null });
   };
 
   /** Runs garbage-collect when --gc was given (undefined otherwise), streaming its output to stderr. */

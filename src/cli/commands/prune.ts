@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 import { limiter } from '../../util/limit.js';
 import { ManifestCache } from '../../graph/load.js';
-import { UsageError } from '../../model/errors.js';
+import { RegpruneError, UsageError } from '../../model/errors.js';
 import { applyPlan } from '../../plan/apply.js';
 import { buildPlan } from '../../plan/build.js';
 import { countResults, type ApplyReport, type ManifestOutcome, type Plan, type TagOutcome } from '../../plan/plan.js';
@@ -83,6 +83,7 @@ export function pruneCommand(deps: CliDeps, done: (code: ExitCode) => void): Com
       });
       reporter.clearProgress();
       counts.reclaimableBytes = plan.reclaimableBytes;
+      if (deps.signal?.aborted === true) throw new RegpruneError('INTERRUPTED', 'interrupted while planning: nothing was removed');
       let code: ExitCode = plan.missing.length > 0 ? EXIT.failure : EXIT.ok;
       if (reporter.warnings > 0) code = worse(code, EXIT.warnings);
       for (const t of plan.kept) {
@@ -131,6 +132,8 @@ export function pruneCommand(deps: CliDeps, done: (code: ExitCode) => void): Com
           session.record(o);
           progress(o);
         },
+        beforeRemove: session.ahead,
+        ...(deps.signal === undefined ? {} : { signal: deps.signal }),
       });
       reporter.clearProgress();
       const tagCounts = countResults(report.tags);

@@ -2,10 +2,11 @@ import { isAbsolute, resolve } from 'node:path';
 import { Command } from 'commander';
 import { UsageError, errnoCode, ioError } from '../../model/errors.js';
 import { AuditLog, parseAuditLog } from '../../storage/audit.js';
+import { AppendOnlyFile } from '../../storage/door.js';
 import { acquireLock } from '../../storage/lock.js';
 import { applyRestore, planRestore, type RestoreDecision, type RestoreOutcome, type RestorePlan } from '../../storage/restore.js';
 import { EXIT, type CliDeps, type ExitCode } from '../deps.js';
-import { addRootOption, rootDir } from '../options.js';
+import { addRootOption } from '../options.js';
 import { plural, table } from '../render.js';
 import { Reporter, json, openStorage } from '../session.js';
 
@@ -48,6 +49,11 @@ export function restoreCommand(deps: CliDeps, done: (code: ExitCode) => void): C
     }
     const reporter = new Reporter(deps, opts.quiet === true);
     const parsed = parseAuditLog(text);
+    if (parsed.lines.length === 0 && parsed.problems.length > 0) {
+      throw new UsageError(`${logPath} is not a regprune audit log: none of its ${plural(parsed.problems.length, 'line')} is an audit record (first: line ${parsed.problems[0]?.line ?? 1}: ${parsed.problems[0]?.message ?? ''})`, {
+        hint: 'give the file prune wrote with --log',
+      });
+    }
     for (const p of parsed.problems) reporter.note(`warning: ${logPath}:${p.line}: ${p.message}; ignored`);
     const runs = opts.run === undefined ? undefined : new Set(opts.run);
     const removals = parsed.lines.filter((l) => (l.action === 'remove-tag' || l.action === 'remove-manifest') && (runs === undefined || runs.has(l.run)));
@@ -57,14 +63,16 @@ export function restoreCommand(deps: CliDeps, done: (code: ExitCode) => void): C
       throw new UsageError(`--run ${unknown.join(', ')}: no such run in ${logPath}`, { hint: known.length === 0 ? 'the log has no runs' : `runs in the log: ${known.join(', ')}` });
     }
 
-    let rootPath: string;
-    if (opts.root !== undefined || deps.env.REGPRUNE_ROOT !== undefined) rootPath = rootDir(opts, deps);
-    else {
+    // The root comes from the command line or the environment, never from the log: a crafted
+    // or moved log must not choose where regprune writes.
+    if (opts.root === undefined && deps.env.REGPRUNE_ROOT === undefined) {
       const roots = [...new Set(removals.map((l) => l.root))];
-      if (roots.length > 1) throw new UsageError(`${logPath} covers ${roots.length} storage roots (${roots.join(', ')}); pick one with --root`);
-      rootPath = roots[0] ?? rootDir(opts, deps);
+      throw new UsageError('restore needs the storage root: pass --root DIR (or set REGPRUNE_ROOT)', {
+        hint: roots.length === 0 ? undefined : `the log names ${roots.join(', ')}`,
+      });
     }
-    const lay = await openStorage({ root: rootPath }, deps);
+    if (opts.log !== undefined) await AppendOnlyFile.check(deps.fs, isAbsolute(opts.log) ? opts.log : resolve(deps.cwd, opts.log), '--log');
+    const lay = await openStorage(opts, deps);
     const mine = removals.filter((l) => l.root === lay.root);
     if (removals.length > 0 && mine.length === 0) {
       throw new UsageError(`${logPath} has no removals on ${lay.root} (it is about ${[...new Set(removals.map((l) => l.root))].join(', ')})`);
@@ -76,6 +84,7 @@ export function restoreCommand(deps: CliDeps, done: (code: ExitCode) => void): C
       : await acquireLock(deps.fs, lay, { pid: deps.pid, hostname: deps.run.hostname, now, isAlive: (pid) => deps.run.isAlive(pid) });
     try {
       if (lock?.tookOver !== undefined) reporter.note(`note: took over a stale lock on ${lay.root} (pid ${lock.tookOver.pid}: that process is gone)`);
+      if (lock?.tookOverHalfWritten === true) reporter.note(`note: took over an empty or cut-short lock file on ${lay.root} (left by a crash or a full disk)`);
       const plan = await planRestore(deps.fs, lay, mine);
       for (const i of plan.ignored) reporter.note(`warning: ${logPath}: ${i} is not a valid name or digest; ignored`);
       const todo = [...plan.manifests, ...plan.tags].filter((d) => d.action === 'restore').length;

@@ -6,6 +6,7 @@ import { errnoCode } from '../../model/errors.js';
 import type { Digest } from '../../model/names.js';
 import { digestHex, isDigest } from '../../model/names.js';
 import { mapLimit } from '../../util/limit.js';
+import { AppendOnlyFile, storageDoor } from '../door.js';
 import type { StorageFs } from '../fs.js';
 import { DATA } from '../paths.js';
 import type { ObjectStore } from './client.js';
@@ -67,7 +68,9 @@ export class ManifestDiskCache {
   static async open(fs: StorageFs, dir: string, parserId: string): Promise<ManifestDiskCache> {
     const id = createHash('sha256').update(parserId).digest('hex').slice(0, 16);
     const cache = new ManifestDiskCache(fs, posix.join(dir, `manifests-${id}.jsonl`));
-    await fs.mkdir(dir, { recursive: true, mode: 0o700 });
+    // A local directory outside the registry's tree: created through the door rooted at its
+    // parent (never through a symlink), appended to as a plain file (AppendOnlyFile: no link followed).
+    await storageDoor(fs, posix.dirname(dir)).ensureDir(dir, { mode: 0o700 });
     let text = '';
     try {
       text = await fs.readText(cache.file);
@@ -101,7 +104,12 @@ export class ManifestDiskCache {
     const lines = this.pending;
     if (lines.length === 0) return 0;
     this.pending = [];
-    await this.fs.appendFile(this.file, lines.join(''));
+    const out = await AppendOnlyFile.open(this.fs, this.file, 'manifest cache');
+    try {
+      out.append(lines.join(''));
+    } finally {
+      out.close();
+    }
     return lines.length;
   }
 }
