@@ -5,6 +5,8 @@ import { UsageError, errnoCode } from '../model/errors.js';
 import type { Layout } from '../storage/paths.js';
 import { resolveRoot } from '../storage/root.js';
 import { openS3, type ObjectStore } from '../storage/s3/client.js';
+import { openS3View } from '../storage/s3/view.js';
+import { filesystemDriver, s3Driver, type StorageDriver } from '../storage/driver.js';
 import type { CliDeps } from './deps.js';
 import { rootDir } from './options.js';
 
@@ -62,4 +64,39 @@ export async function openBackend(opts: { root?: string; config?: string }, deps
     rootPrefix,
     location: `s3://${config.bucket}/${rootPrefix.replace(/\/$/, '')}`,
   };
+}
+
+/**
+ * Where manifest bytes read from a bucket are kept between runs:
+ * $REGPRUNE_CACHE_DIR, else $XDG_CACHE_HOME/regprune, else ~/.cache/regprune.
+ */
+export function cacheDir(deps: CliDeps): string | undefined {
+  const env = deps.env;
+  const base = env['REGPRUNE_CACHE_DIR'] ?? (env['XDG_CACHE_HOME'] !== undefined ? `${env['XDG_CACHE_HOME']}/regprune` : env['HOME'] !== undefined ? `${env['HOME']}/.cache/regprune` : undefined);
+  if (base === undefined || base === '') return undefined;
+  return isAbsolute(base) ? base : resolve(deps.cwd, base);
+}
+
+/**
+ * `--config` or `--root`: the storage driver every command reads through. On
+ * s3, the bucket is listed once here (the snapshot walk, graph and plan read).
+ */
+export async function openDriver(
+  opts: { root?: string; config?: string },
+  deps: CliDeps,
+  onProgress?: (p: { keys: number }) => void,
+): Promise<StorageDriver> {
+  const backend = await openBackend(opts, deps);
+  if (backend.kind === 'filesystem') return filesystemDriver(deps.fs, backend.lay);
+  const dir = cacheDir(deps);
+  try {
+    const view = await openS3View(backend.store, backend.rootPrefix, {
+      ...(dir === undefined ? {} : { manifestCache: { fs: deps.fs, dir: `${dir}/s3-manifests` } }),
+      ...(onProgress === undefined ? {} : { onProgress }),
+    });
+    return s3Driver(backend.store, view, backend.location);
+  } catch (err) {
+    backend.store.close();
+    throw err;
+  }
 }

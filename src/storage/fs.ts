@@ -183,3 +183,31 @@ export function storageFs(fsModule: unknown): StorageFs {
     [RAW]: raw,
   };
 }
+
+/**
+ * A StorageFs that can only read: for backends that are not a disk (the
+ * bucket's listing, src/storage/s3/view.ts). Any mutating call is a bug and
+ * throws; changes to those backends go through their own driver.
+ */
+export function readOnlyFs(reads: Omit<StorageFs, typeof RAW>, what: string): StorageFs {
+  const refuse = (op: string) => (): never => {
+    throw new Error(`${what} is read-only here: ${op} refused`);
+  };
+  const raw: RawFs = {
+    mkdir: refuse('mkdir'),
+    open: refuse('open'),
+    write: refuse('write'),
+    fsync: refuse('fsync'),
+    futimes: refuse('futimes'),
+    fchown: refuse('fchown'),
+    fstat: refuse('fstat'),
+    close: refuse('close'),
+    rename: refuse('rename'),
+    rm: refuse('rm'),
+    unlink: refuse('unlink'),
+    symlink: refuse('symlink'),
+    lchown: refuse('lchown'),
+    writable: () => false,
+  };
+  return { ...reads, [RAW]: raw };
+}

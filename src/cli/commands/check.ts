@@ -3,10 +3,12 @@ import { checkStorage } from '../../graph/check.js';
 import { EXIT, type CliDeps, type ExitCode } from '../deps.js';
 import { addRootOption } from '../options.js';
 import { plural, table } from '../render.js';
-import { json, openStorage } from '../session.js';
+import { json } from '../session.js';
+import { addConfigOption, openDriver } from '../backend.js';
 
 interface CheckOptions {
   root?: string;
+  config?: string;
   json?: boolean;
 }
 
@@ -14,14 +16,15 @@ export function checkCommand(deps: CliDeps, done: (code: ExitCode) => void): Com
   const cmd = new Command('check').description(
     'read-only consistency check: broken tags and manifests, missing blobs, dangling layer links, stale uploads, leftover trash',
   );
-  addRootOption(cmd).option('--json', 'print one JSON object on stdout');
+  addConfigOption(addRootOption(cmd)).option('--json', 'print one JSON object on stdout');
   return cmd.action(async (opts: CheckOptions) => {
-    const lay = await openStorage(opts, deps);
-    const findings = await checkStorage(deps.fs, lay, { now: deps.now() });
+    const driver = await openDriver(opts, deps);
+    const findings = await checkStorage(driver.fs, driver.layout, { now: deps.now() }).finally(() => driver.close());
+    const stats = driver.stats();
     if (opts.json === true) {
-      json(deps, { version: 1, root: lay.root, ok: findings.length === 0, findings });
+      json(deps, { version: 1, root: driver.location, ok: findings.length === 0, findings, ...(stats === undefined ? {} : { stats }) });
     } else if (findings.length === 0) {
-      deps.stdout.write(`ok: no problems found under ${lay.root}\n`);
+      deps.stdout.write(`ok: no problems found under ${driver.location}\n`);
     } else {
       deps.stdout.write(table(['SEVERITY', 'KIND', 'PATH', 'PROBLEM'], findings.map((f) => [f.severity, f.kind, f.path, f.message])));
       const errors = findings.filter((f) => f.severity === 'error').length;

@@ -4,10 +4,12 @@ import { inRepositoryScope } from '../../policy/selector.js';
 import { EXIT, type CliDeps, type ExitCode } from '../deps.js';
 import { addRepoOptions, addRootOption, parseRepoFilter, type RepoOptionValues } from '../options.js';
 import { bar, humanBytes, plural, table } from '../render.js';
-import { Reporter, json, openStorage } from '../session.js';
+import { Reporter, json } from '../session.js';
+import { addConfigOption, openDriver } from '../backend.js';
 
 interface DuOptions extends RepoOptionValues {
   root?: string;
+  config?: string;
   json?: boolean;
 }
 
@@ -15,20 +17,22 @@ export function duCommand(deps: CliDeps, done: (code: ExitCode) => void): Comman
   const cmd = new Command('du').description(
     'disk usage per repository: bytes referenced, bytes only it references; shared, unreferenced and upload totals',
   );
-  addRootOption(addRepoOptions(cmd)).option('--json', 'print one JSON object on stdout');
+  addConfigOption(addRootOption(addRepoOptions(cmd))).option('--json', 'print one JSON object on stdout');
   return cmd.action(async (opts: DuOptions) => {
     const filter = parseRepoFilter(opts);
-    const lay = await openStorage(opts, deps);
     const reporter = new Reporter(deps);
+    const driver = await openDriver(opts, deps, (p) => reporter.progress(`listing: ${p.keys} keys`));
     const scope = { ...filter, refs: [], tags: [], keep: [], keepLatest: true };
-    const usage = await measureUsage(deps.fs, lay, {
+    const measured = await measureUsage(driver.fs, driver.layout, {
       now: deps.now(),
       includeRepository: (name) => inRepositoryScope(scope, name),
       onWarning: reporter.warn,
       onProgress: (p) => reporter.progress(`measuring: ${p.done} ${p.phase} read`),
-    });
+    }).finally(() => driver.close());
+    const usage = { ...measured, root: driver.location };
     reporter.clearProgress();
-    if (opts.json === true) json(deps, { version: 1, ...usage });
+    const stats = driver.stats();
+    if (opts.json === true) json(deps, { version: 1, ...usage, ...(stats === undefined ? {} : { stats }) });
     else {
       const max = Math.max(1, ...usage.repositories.map((r) => r.exclusiveBytes));
       const out = deps.stdout;

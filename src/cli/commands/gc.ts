@@ -109,7 +109,7 @@ export class RunSession {
    * that garbage-collect can run there (program, container or pod, config).
    * Dry runs take no lock: they only read (and run `test -f` where GC would run).
    */
-  async begin(lay: Layout, write: boolean, runId: string): Promise<void> {
+  async begin(lay: Layout, write: boolean, runId: string, lockWith?: () => Promise<HeldLock>): Promise<void> {
     this.lay = lay;
     // --log is checked before anything else happens, dry runs included (not a symlink, writable).
     if (this.settings.logPath !== undefined) await AppendOnlyFile.check(this.deps.fs, this.settings.logPath, '--log');
@@ -123,7 +123,7 @@ export class RunSession {
     // one is a usage error and nothing under the root is touched.
     await this.prepareGc(lay, write);
     if (write) {
-      this.lock = await acquireLock(this.deps.fs, lay, {
+      this.lock = lockWith !== undefined ? await lockWith() : await acquireLock(this.deps.fs, lay, {
         pid: this.deps.pid,
         hostname: this.deps.run.hostname,
         now: this.deps.now(),

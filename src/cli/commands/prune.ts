@@ -13,7 +13,12 @@ import { confirmationQuestion, confirmationText } from '../confirm.js';
 import { addMetricsOption, metered } from '../metrics.js';
 import { nextStep, nextStepText } from '../nextstep.js';
 import { TABLE_WIDTH, digestCell, humanBytes, plural, pushedCell, table } from '../render.js';
-import { Reporter, json, jsonError, openStorage } from '../session.js';
+import { Reporter, json, jsonError } from '../session.js';
+import { addConfigOption, openDriver } from '../backend.js';
+import { acquireS3Lock } from '../../storage/s3/lock.js';
+import { applyPlanS3, finishS3Journal } from '../../storage/s3/apply.js';
+import type { ApplyInput } from '../../plan/apply.js';
+import { lockHost, s3NextStep } from '../s3.js';
 import { addPolicyOptions, loadPolicyForPrune, preparePolicy, renderExplain, type PolicyOptionValues } from '../policy.js';
 import type { GcReport } from '../../gc/collect.js';
 import { RunSession, addGcOptions, gcJson, parseGcOptions, renderGc, type GcOptionValues } from './gc.js';
@@ -21,6 +26,7 @@ import { RunSession, addGcOptions, gcJson, parseGcOptions, renderGc, type GcOpti
 interface PruneOptions extends SelectorOptionValues, PolicyOptionValues, GcOptionValues, Partial<TableOptionValues> {
   metricsFile?: string;
   root?: string;
+  config?: string;
   dryRun?: boolean;
   yes?: boolean;
   json?: boolean;
@@ -37,7 +43,7 @@ export function pruneCommand(deps: CliDeps, done: (code: ExitCode) => void): Com
     .description('remove tags (and the manifests only they referenced) from the registry storage')
     .argument('[refs...]', 'exact tags to remove, as REPOSITORY:TAG (e.g. i1:T12 team/app:pr-17)')
     .usage('[REPO:TAG...] [selectors] [--dry-run | --yes]');
-  addTableOptions(addGcOptions(addRootOption(addSelectorOptions(cmd))))
+  addTableOptions(addGcOptions(addConfigOption(addRootOption(addSelectorOptions(cmd)))))
     .option('--untagged', 'also remove manifests that were already untagged in the selected repositories (keeps multi-platform images whole)')
     .option('-n, --dry-run', 'show what would be removed and how many bytes garbage-collect would free; change nothing')
     .option('-y, --yes', 'remove without asking (needed when not on a terminal)')
@@ -59,20 +65,33 @@ export function pruneCommand(deps: CliDeps, done: (code: ExitCode) => void): Com
       throw new UsageError('refusing to remove without confirmation: stdin is not a terminal; pass --yes to remove, or --dry-run to preview');
     }
     const runSettings = parseGcOptions(opts, deps);
-    const lay = await openStorage(opts, deps);
-    counts.root = lay.root;
     const reporter = new Reporter(deps, opts.quiet === true);
+    const driver = await openDriver(opts, deps, (p) => reporter.progress(`listing: ${p.keys} keys`));
+    const lay = driver.layout;
+    const storageFs = driver.fs;
+    counts.root = driver.location;
     const now = deps.now();
     const policy = loaded === undefined ? undefined : preparePolicy(loaded, selector, now);
     const session = new RunSession(deps, runSettings, reporter, opts.quiet === true, opts.verbose === true);
     const asJson = opts.json === true;
     try {
+      if (driver.kind === 's3' && runSettings.gc !== undefined) {
+        throw new UsageError('--gc with an s3 --config: run garbage-collect with `regprune gc --config FILE` after the prune', {
+          hint: 'prune --config removes tags and manifests from the bucket; regprune gc --config runs the registry\'s garbage-collect on the same bucket',
+        });
+      }
       // Real runs take the storage lock (dry runs only read); with --gc, check now that it can run there.
-      await session.begin(lay, !dryRun, `${now.getTime()}-${deps.pid}`);
+      await session.begin(lay, !dryRun, `${now.getTime()}-${deps.pid}`, driver.kind === 's3' ? () => acquireS3Lock(driver, lockHost(deps)) : undefined);
+      // On a bucket, tag deletions a killed run journaled are finished first (then listed again).
+      let finished = 0;
+      if (driver.kind === 's3' && !dryRun) {
+        finished = await finishS3Journal(driver);
+        if (finished > 0) await driver.view.refresh();
+      }
       // Shared with apply so manifests are read once; a dry run does not hold it while printing.
-      const cache = dryRun ? undefined : new ManifestCache(deps.fs, lay, limiter(64));
-      const plan = await buildPlan({
-        fs: deps.fs,
+      const cache = dryRun ? undefined : new ManifestCache(storageFs, lay, limiter(64));
+      const built = await buildPlan({
+        fs: storageFs,
         layout: lay,
         now,
         ...(cache === undefined ? {} : { cache }),
@@ -82,6 +101,10 @@ export function pruneCommand(deps: CliDeps, done: (code: ExitCode) => void): Com
         onProgress: (p) => reporter.progress(`planning: ${p.done} ${p.phase} read`),
       });
       reporter.clearProgress();
+      // Plain data: on s3 the root is the bucket's (the view's paths are /<key>).
+      const plan: Plan = driver.kind === 's3' ? { ...built, root: driver.location } : built;
+      const apply = (input: Omit<ApplyInput, 'fs' | 'layout'>) =>
+        driver.kind === 's3' ? applyPlanS3({ ...input, driver, finished }) : applyPlan({ ...input, fs: deps.fs, layout: lay });
       counts.reclaimableBytes = plan.reclaimableBytes;
       if (deps.signal?.aborted === true) throw new RegpruneError('INTERRUPTED', 'interrupted while planning: nothing was removed');
       let code: ExitCode = plan.missing.length > 0 ? EXIT.failure : EXIT.ok;
@@ -94,13 +117,13 @@ export function pruneCommand(deps: CliDeps, done: (code: ExitCode) => void): Com
 
       if (dryRun || (plan.tags.length === 0 && plan.manifests.length === 0)) {
         // Nothing to remove, but a killed run's trash and journal are still finished.
-        if (!dryRun) await applyPlan({ fs: deps.fs, layout: lay, plan, ...(cache === undefined ? {} : { cache }), runId: `${now.getTime()}-${deps.pid}` });
+        if (!dryRun) await apply({ plan, ...(cache === undefined ? {} : { cache }), runId: `${now.getTime()}-${deps.pid}` });
         const gc = dryRun ? undefined : await session.collect();
         if (gc !== undefined) counts.gcFreedBytes = gc.freedBytes;
         const line = dryRun
           ? undefined
           : summaryLine({ tags: 0, manifests: 0, failed: 0, reclaimable: plan.reclaimableBytes, gc, seconds: (deps.now().getTime() - startedAt) / 1000, code: gc?.ok === false ? worse(code, EXIT.failure) : code });
-        if (asJson) json(deps, { ...planJson(plan, dryRun, opts.verbose === true), ...(gc === undefined ? {} : { gc: gcJson(gc) }), ...(line === undefined ? {} : { summary: line }) });
+        if (asJson) json(deps, { ...planJson(plan, dryRun, opts.verbose === true, driver.stats()), ...(gc === undefined ? {} : { gc: gcJson(gc) }), ...(line === undefined ? {} : { summary: line }) });
         else if (policy !== undefined && opts.explain === true) renderExplain(deps, policy, plan, now, { summary: true, dryRun });
         else renderPlan(deps, plan, now, opts.verbose === true, dryRun, tableLook(opts));
         if (gc !== undefined) code = worse(code, renderGc(deps, session, gc, asJson));
@@ -122,9 +145,7 @@ export function pruneCommand(deps: CliDeps, done: (code: ExitCode) => void): Com
         }
       }
       const progress = removalProgress(deps, reporter, plan);
-      const report = await applyPlan({
-        fs: deps.fs,
-        layout: lay,
+      const report = await apply({
         plan,
         ...(cache === undefined ? {} : { cache }),
         runId: `${now.getTime()}-${deps.pid}`,
@@ -145,7 +166,7 @@ export function pruneCommand(deps: CliDeps, done: (code: ExitCode) => void): Com
       const failed = tagCounts.failed + manifestCounts.failed;
       if (failed > 0) code = worse(code, EXIT.failure);
       // Only unlinked manifests give garbage-collect something to free; removed tags alone do not.
-      const next = gc === undefined && manifestCounts.removed > 0 ? await nextStep(deps, lay, session.preparedGc) : undefined;
+      const next = gc === undefined && manifestCounts.removed > 0 ? (driver.kind === 's3' ? s3NextStep(opts.config ?? '') : await nextStep(deps, lay, session.preparedGc)) : undefined;
       const line = summaryLine({
         tags: tagCounts.removed,
         manifests: manifestCounts.removed,
@@ -157,7 +178,7 @@ export function pruneCommand(deps: CliDeps, done: (code: ExitCode) => void): Com
       });
       if (asJson) {
         json(deps, {
-          ...planJson(plan, false, opts.verbose === true),
+          ...planJson(plan, false, opts.verbose === true, driver.stats()),
           ...outcomesJson(report),
           ...(gc === undefined ? {} : { gc: gcJson(gc) }),
           ...(next === undefined ? {} : { nextStep: { regprune: next.regprune, byHand: next.byHand, placeholder: next.placeholder ?? null } }),
@@ -170,6 +191,7 @@ export function pruneCommand(deps: CliDeps, done: (code: ExitCode) => void): Com
       if (!asJson) deps.stdout.write(`${line}\n`);
       finish(code);
     } finally {
+      driver.close();
       await session.close();
     }
   }));
@@ -235,7 +257,7 @@ function untaggedScope(selector: Selector) {
   return (repo: string) => named.has(repo) || (scoped && inRepositoryScope(selector, repo));
 }
 
-function planJson(plan: Plan, dryRun: boolean, verbose: boolean) {
+function planJson(plan: Plan, dryRun: boolean, verbose: boolean, storageStats?: Record<string, unknown>) {
   return {
     version: plan.version,
     root: plan.root,
@@ -248,7 +270,7 @@ function planJson(plan: Plan, dryRun: boolean, verbose: boolean) {
     missing: plan.missing,
     blocked: plan.blocked,
     ...(verbose ? { kept: plan.kept } : {}),
-    stats: plan.stats,
+    stats: { ...plan.stats, ...storageStats },
     warnings: plan.warnings,
   };
 }

@@ -1,0 +1,332 @@
+import { ManifestCache, repoView } from '../../graph/load.js';
+import { keptClosure } from '../../graph/reach.js';
+import { RegpruneError } from '../../model/errors.js';
+import type { Digest, RepositoryName, TagName } from '../../model/names.js';
+import { isDigest, isRepositoryName, parseDigest, parseRepositoryName, parseTagName } from '../../model/names.js';
+import type { ApplyInput } from '../../plan/apply.js';
+import type { ApplyReport, ManifestOutcome, PlannedManifest, PlannedTag, TagOutcome } from '../../plan/plan.js';
+import { limiter, mapLimit } from '../../util/limit.js';
+import type { StorageDriver } from '../driver.js';
+import { linkProblem } from '../links.js';
+import { CURRENT, LINK } from '../paths.js';
+import type { ObjectStore, S3ObjectInfo } from './client.js';
+import { linkEtag } from './walk.js';
+
+/**
+ * Apply on a bucket. S3 has no rename, so a removal cannot be one atomic,
+ * reversible step as on a filesystem; instead:
+ *
+ * - the planned deletions (tags and manifests) are journaled first, as an
+ *   object at `<root>/.regprune/pending-manifests.json` (outside
+ *   docker/registry/v2, the same document the filesystem driver writes), so
+ *   that a killed run is finished by the next (finishS3Journal, and the
+ *   plan's pending manifests);
+ * - a tag goes by deleting its `current/link` first (what a pull reads), then
+ *   its `index/` links. Its objects are listed right before and right after
+ *   the deletion: if anything changed (a push rewrote the link or added an
+ *   index entry), the push wins: `current/link` is put back (with the digest
+ *   the push wrote last) when our deletion took it;
+ * - a manifest's revision link goes only while no tag (listed live) reaches
+ *   it, and is put back when one does right after.
+ */
+
+export interface ApplyS3Input extends Omit<ApplyInput, 'fs' | 'layout'> {
+  readonly driver: StorageDriver;
+  /** Leftovers of a killed run finished before the plan (finishS3Journal). */
+  readonly finished?: number;
+}
+
+interface JournalTag {
+  readonly repository: string;
+  readonly tag: string;
+  readonly digest: string;
+}
+
+const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
+const LINK_SIZE = 71;
+
+async function listAll(store: ObjectStore, prefix: string): Promise<S3ObjectInfo[]> {
+  const out: S3ObjectInfo[] = [];
+  await store.list(prefix, (page) => {
+    out.push(...page);
+  });
+  return out;
+}
+
+function s3Parts(driver: StorageDriver) {
+  if (driver.kind !== 's3') throw new Error('not an s3 driver');
+  const { store, view, layout: lay } = driver;
+  return { store, view, lay, key: view.key, journalKey: view.key(lay.journalFile) };
+}
+
+/** What a link object says: from its ETag when that proves one of `candidates`, else read. */
+async function linkDigest(store: ObjectStore, o: S3ObjectInfo, candidates: readonly string[]): Promise<Digest | undefined> {
+  if (o.size === LINK_SIZE) for (const c of candidates) if (o.etag === linkEtag(c)) return c as Digest;
+  const got = await store.get(o.key);
+  if (got === undefined) return undefined;
+  const text = got.body.toString('utf8');
+  return got.body.length <= 256 && linkProblem(text) === undefined ? (text as Digest) : undefined;
+}
+
+const fingerprint = (objects: readonly S3ObjectInfo[]) =>
+  objects
+    .map((o) => `${o.key} ${o.etag} ${o.lastModified.getTime()}`)
+    .sort()
+    .join('\n');
+
+/**
+ * Finishes the tag deletions a killed run journaled: a tag whose
+ * `current/link` is gone but whose other objects remain. Returns how many.
+ */
+export async function finishS3Journal(driver: StorageDriver): Promise<number> {
+  const { store, lay, key, journalKey } = s3Parts(driver);
+  const got = await store.get(journalKey);
+  if (got === undefined) return 0;
+  let tags: JournalTag[] = [];
+  try {
+    const doc = JSON.parse(got.body.toString('utf8')) as { tags?: unknown };
+    if (Array.isArray(doc.tags)) tags = doc.tags as JournalTag[];
+  } catch {
+    return 0; // not ours to understand; the plan reports it (readJournal)
+  }
+  let finished = 0;
+  for (const t of tags) {
+    if (typeof t.repository !== 'string' || !isRepositoryName(t.repository) || typeof t.tag !== 'string') continue;
+    let tag: TagName;
+    try {
+      tag = parseTagName(t.tag);
+    } catch {
+      continue;
+    }
+    const repo = t.repository as RepositoryName;
+    const objects = await listAll(store, `${key(lay.tag(repo, tag))}/`);
+    if (objects.length === 0 || objects.some((o) => o.key === key(lay.tagCurrentLink(repo, tag)))) continue;
+    for (const o of objects) await store.delete(o.key);
+    finished++;
+  }
+  return finished;
+}
+
+export async function applyPlanS3(input: ApplyS3Input): Promise<ApplyReport> {
+  const { plan, driver } = input;
+  const { store, lay, key, journalKey } = s3Parts(driver);
+  const concurrency = input.concurrency ?? 16;
+  let halt: RegpruneError | undefined;
+  const stopping = (): boolean => {
+    if (halt === undefined && input.signal?.aborted === true) {
+      halt = new RegpruneError('INTERRUPTED', `interrupted (${String(input.signal.reason ?? 'signal')}): the entries in hand were finished, nothing more was removed`, {
+        hint: 'run the same command again: it finishes what this run left (the journal object in the bucket)',
+      });
+    }
+    return halt !== undefined;
+  };
+  const ahead = (entry: PlannedTag | PlannedManifest): void => {
+    try {
+      input.beforeRemove?.(entry);
+    } catch (err) {
+      halt ??= err instanceof RegpruneError ? err : new RegpruneError('IO', message(err), { cause: err });
+      throw halt;
+    }
+  };
+  const writeJournal = async (tags: readonly PlannedTag[], manifests: readonly PlannedManifest[]) => {
+    const doc = {
+      version: 1,
+      runId: input.runId,
+      manifests: manifests.map((m) => ({ repository: m.repository, digest: m.digest })),
+      tags: tags.map((t) => ({ repository: t.repository, tag: t.tag, digest: t.digest })),
+    };
+    await store.put(journalKey, `${JSON.stringify(doc)}\n`);
+  };
+  if (plan.tags.length > 0 || plan.manifests.length > 0) await writeJournal(plan.tags, plan.manifests);
+  const cache = input.cache ?? new ManifestCache(driver.fs, lay, limiter(concurrency));
+
+  const emitTag = (t: PlannedTag, result: TagOutcome['result'], detail?: string): TagOutcome => {
+    const base = { repository: t.repository, tag: t.tag, digest: t.digest, pushedAt: t.pushedAt, reason: t.reason, result };
+    const o: TagOutcome = detail === undefined ? base : { ...base, detail };
+    input.onOutcome?.(o);
+    return o;
+  };
+  const emitManifest = (m: PlannedManifest, result: ManifestOutcome['result'], detail?: string): ManifestOutcome => {
+    const base = { repository: m.repository, digest: m.digest, reason: m.reason, result };
+    const o: ManifestOutcome = detail === undefined ? base : { ...base, detail };
+    input.onOutcome?.(o);
+    return o;
+  };
+
+  const removeTag = async (t: PlannedTag): Promise<TagOutcome | undefined> => {
+    let repo: RepositoryName, tag: TagName, digest: Digest;
+    try {
+      repo = parseRepositoryName(t.repository);
+      tag = parseTagName(t.tag);
+      digest = parseDigest(t.digest);
+    } catch (err) {
+      return emitTag(t, 'failed', `invalid plan entry: ${message(err)}`);
+    }
+    if (stopping()) return undefined;
+    const prefix = `${key(lay.tag(repo, tag))}/`;
+    const currentKey = key(lay.tagCurrentLink(repo, tag));
+    const indexOf = (objects: readonly S3ObjectInfo[]) =>
+      objects.filter((o) => o.key !== currentKey && o.key.endsWith(`/${LINK}`)).map((o) => `sha256:${o.key.split('/').at(-2) ?? ''}`).filter(isDigest);
+    try {
+      const before = await listAll(store, prefix);
+      if (before.length === 0) return emitTag(t, 'missing');
+      const current = before.find((o) => o.key === currentKey);
+      if (current === undefined) return emitTag(t, 'failed', `s3://${currentKey} is missing; left in place`);
+      const now = await linkDigest(store, current, [digest, ...indexOf(before)]);
+      if (now !== digest) return emitTag(t, 'changed', `now points to ${now ?? 'something unreadable'}; left in place`);
+      const planned = Date.parse(t.pushedAt);
+      if (Number.isFinite(planned) && current.lastModified.getTime() > planned) return emitTag(t, 'changed', 'pushed again since the plan; left in place');
+      ahead(t);
+      await store.delete(currentKey);
+      // A push may have landed between the listing and the deletion (then ours took its link), or right after.
+      const after = await listAll(store, prefix);
+      const withoutCurrent = before.filter((o) => o.key !== currentKey);
+      const raced = fingerprint(after.filter((o) => o.key !== currentKey)) !== fingerprint(withoutCurrent) || after.some((o) => o.key === currentKey);
+      if (raced) {
+        if (!after.some((o) => o.key === currentKey)) {
+          // The registry writes the index entry, then current/link: the newest index entry is what it pushed.
+          const newest = [...after].sort((a, b) => b.lastModified.getTime() - a.lastModified.getTime())[0];
+          const d = newest === undefined ? digest : (`sha256:${newest.key.split('/').at(-2) ?? ''}` as Digest);
+          await store.put(currentKey, isDigest(d) ? d : digest);
+          return emitTag(t, 'changed', 'pushed again during removal; current/link put back');
+        }
+        return emitTag(t, 'changed', 'pushed again during removal; left in place');
+      }
+      for (const o of after) await store.delete(o.key);
+      return emitTag(t, 'removed');
+    } catch (err) {
+      if (err === halt) return undefined;
+      return emitTag(t, 'failed', `removing tag ${repo}:${tag} (s3://${prefix}): ${message(err)}`);
+    }
+  };
+
+  /** Manifests reachable from the repository's tags as listed now, or from revisions the plan leaves. */
+  const reachableNow = async (repo: RepositoryName, planned: ReadonlySet<Digest>): Promise<{ reach: Set<Digest>; revisions: Map<Digest, S3ObjectInfo> } | string> => {
+    const tagObjects = await listAll(store, `${key(lay.tags(repo))}/`);
+    const byTag = new Map<string, S3ObjectInfo[]>();
+    const tagsPrefix = `${key(lay.tags(repo))}/`;
+    for (const o of tagObjects) {
+      const name = o.key.slice(tagsPrefix.length).split('/')[0] ?? '';
+      const list = byTag.get(name);
+      if (list === undefined) byTag.set(name, [o]);
+      else list.push(o);
+    }
+    const roots: Digest[] = [];
+    let unreadable = 0;
+    for (const [name, objects] of byTag) {
+      const current = objects.find((o) => o.key === `${tagsPrefix}${name}/${CURRENT}/${LINK}`);
+      if (current === undefined) continue; // a tag being deleted (ours) or pushed (index first): no current link, nothing reads it
+      const candidates = objects.filter((o) => o !== current).map((o) => `sha256:${o.key.split('/').at(-2) ?? ''}`);
+      const d = await linkDigest(store, current, candidates);
+      if (d === undefined) unreadable++;
+      else roots.push(d);
+    }
+    if (unreadable > 0) return `${unreadable} tag(s) of ${repo} could not be read`;
+    const revisionsPrefix = `${key(lay.revisions(repo))}/`;
+    const revisions = new Map<Digest, S3ObjectInfo>();
+    for (const o of await listAll(store, revisionsPrefix)) {
+      const d = `sha256:${o.key.slice(revisionsPrefix.length).split('/')[0] ?? ''}`;
+      if (isDigest(d) && o.key.endsWith(`/${LINK}`)) revisions.set(d, o);
+    }
+    const all = [...revisions.keys()];
+    roots.push(...all.filter((d) => !planned.has(d)));
+    await cache.loadClosure([...roots, ...all]);
+    return { reach: keptClosure(roots, repoView(cache, all)), revisions };
+  };
+
+  const removeManifests = async (repoName: string, list: readonly PlannedManifest[]): Promise<ManifestOutcome[]> => {
+    let repo: RepositoryName;
+    let digests: Digest[];
+    try {
+      repo = parseRepositoryName(repoName);
+      digests = list.map((m) => parseDigest(m.digest));
+    } catch (err) {
+      return list.map((m) => emitManifest(m, 'failed', `invalid plan entry: ${message(err)}`));
+    }
+    if (stopping()) return [];
+    const planned = new Set(digests);
+    let before;
+    try {
+      before = await reachableNow(repo, planned);
+    } catch (err) {
+      return list.map((m) => emitManifest(m, 'failed', `listing ${repo}: ${message(err)}; left in place`));
+    }
+    if (typeof before === 'string') return list.map((m) => emitManifest(m, 'failed', `${before}; left in place`));
+    const out: ManifestOutcome[] = [];
+    const taken: Array<{ m: PlannedManifest; d: Digest; link: S3ObjectInfo }> = [];
+    for (const [i, m] of list.entries()) {
+      const d = digests[i] as Digest;
+      if (before.reach.has(d)) {
+        out.push(emitManifest(m, 'changed', 'reachable from a tag again; left in place'));
+        continue;
+      }
+      const link = before.revisions.get(d);
+      if (link === undefined) {
+        out.push(emitManifest(m, 'missing'));
+        continue;
+      }
+      if (stopping()) break;
+      try {
+        ahead(m);
+        await store.delete(link.key);
+        taken.push({ m, d, link });
+      } catch (err) {
+        if (err === halt) break;
+        out.push(emitManifest(m, 'failed', `deleting s3://${link.key}: ${message(err)}`));
+      }
+    }
+    if (taken.length === 0) return out;
+    let after;
+    try {
+      after = await reachableNow(repo, planned);
+    } catch (err) {
+      after = `listing ${repo} again: ${message(err)}`;
+    }
+    for (const { m, d, link } of taken) {
+      // Rewritten since our deletion: a push in flight (the registry writes the revision link first, the tag after). It wins.
+      const rewritten = typeof after !== 'string' && after.revisions.has(d);
+      if (rewritten) {
+        out.push(emitManifest(m, 'changed', 'pushed again during removal; left in place'));
+        continue;
+      }
+      if (typeof after === 'string' || after.reach.has(d)) {
+        try {
+          await store.put(link.key, d);
+        } catch (err) {
+          out.push(emitManifest(m, 'failed', `putting back s3://${link.key}: ${message(err)}`));
+          continue;
+        }
+        out.push(emitManifest(m, typeof after === 'string' ? 'failed' : 'changed', typeof after === 'string' ? `${after}; put back` : 'a tag was pushed onto it during removal; put back'));
+        continue;
+      }
+      out.push(emitManifest(m, 'removed'));
+    }
+    return out;
+  };
+
+  const groupBy = <T extends { repository: string }>(items: readonly T[]) => {
+    const m = new Map<string, T[]>();
+    for (const x of items) {
+      const l = m.get(x.repository);
+      if (l === undefined) m.set(x.repository, [x]);
+      else l.push(x);
+    }
+    return m;
+  };
+  const tagsByRepo = groupBy(plan.tags);
+  const manifestsByRepo = groupBy(plan.manifests);
+  const repoNames = [...new Set([...tagsByRepo.keys(), ...manifestsByRepo.keys()])].sort();
+  const results = await mapLimit(repoNames, Math.max(1, Math.floor(concurrency / 4)), async (name) => {
+    const tags = (await mapLimit(tagsByRepo.get(name) ?? [], 4, removeTag)).filter((o): o is TagOutcome => o !== undefined);
+    const planned = manifestsByRepo.get(name) ?? [];
+    const manifests = planned.length === 0 ? [] : await removeManifests(name, planned);
+    return { tags, manifests };
+  });
+  // Stopped: the journal object still lists every planned entry, for the next run.
+  if (halt !== undefined) throw halt;
+  const manifests = results.flatMap((r) => r.manifests);
+  const failed = manifests.filter((m) => m.result === 'failed');
+  if (failed.length > 0) await writeJournal([], failed);
+  else await store.delete(journalKey);
+  return { tags: results.flatMap((r) => r.tags), manifests, trashFinished: input.finished ?? 0 };
+}
