@@ -1,0 +1,166 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, describe, expect, test } from 'vitest';
+import { runRegprune } from '../helpers/cli.js';
+import { expectManifestStatus, pullAndVerify, runGarbageCollect, startRegistry, type RunningRegistry } from '../helpers/registry.js';
+import { pushSample, type Sample } from '../helpers/sample.js';
+import { setupSuite } from '../helpers/suite.js';
+import { startS3Registry, startSwift, type RunningSwift, type SwiftObject } from '../helpers/swift.js';
+
+// prune, du and check with --config on a bucket, mirroring the filesystem: the
+// same sample pushed to a filesystem registry and to an s3 one (Swift's S3 API)
+// gives the same plan; applied on the bucket, garbage-collect frees exactly the
+// predicted bytes and everything kept pulls byte for byte.
+
+const BUCKET = 'pruning';
+const SEED = ['i1:T12', 'i2:T22', 'i5:T52'];
+
+interface PlanJson {
+  root: string;
+  dryRun: boolean;
+  tags: Array<{ repository: string; tag: string; digest: string; pushedAt: string; reason: string }>;
+  manifests: Array<{ repository: string; digest: string; reason: string }>;
+  reclaimableBytes: number;
+  reclaimableBlobs: number;
+  missing: string[];
+  blocked: unknown[];
+  stats: { repositories: number; tags: number; manifests: number; keys?: number; requests?: Record<string, number>; linksRead?: number; linksProven?: number; manifestsFetched?: number; manifestsCached?: number };
+  warnings: unknown[];
+  results?: { tags: Record<string, number>; manifests: Record<string, number> };
+}
+
+/** What must be equal between the two backends: everything but push times and the root. */
+function comparable(p: PlanJson) {
+  return {
+    tags: p.tags.map((t) => ({ repository: t.repository, tag: t.tag, digest: t.digest, reason: t.reason })),
+    manifests: p.manifests,
+    reclaimableBytes: p.reclaimableBytes,
+    reclaimableBlobs: p.reclaimableBlobs,
+    missing: p.missing,
+    blocked: p.blocked,
+    counts: { repositories: p.stats.repositories, tags: p.stats.tags, manifests: p.stats.manifests },
+    warnings: p.warnings,
+  };
+}
+
+const listingOf = (objects: readonly SwiftObject[]) => objects.map((o) => `${o.name} ${o.bytes} ${o.hash} ${o.last_modified}`);
+
+describe('prune --config on S3 (Swift), against the same sample on a filesystem', () => {
+  let swift: RunningSwift;
+  let s3reg: RunningRegistry;
+  let fsreg: RunningRegistry;
+  let sample: Sample;
+  let cacheDir: string;
+  const env = () => ({ REGPRUNE_CACHE_DIR: cacheDir });
+
+  setupSuite(async () => {
+    cacheDir = await mkdtemp(join(tmpdir(), 'regprune-s3-cache-'));
+    swift = await startSwift();
+    await swift.createBucket(BUCKET);
+    s3reg = await startS3Registry(swift, BUCKET);
+    fsreg = await startRegistry();
+    sample = await pushSample(s3reg.url);
+    await pushSample(fsreg.url);
+  });
+
+  afterEach((ctx) => {
+    if (ctx.task.result?.state === 'fail' && s3reg !== undefined) console.error(`--- s3 registry output ---\n${s3reg.logs()}`);
+  });
+
+  afterAll(async () => {
+    await s3reg?.stop();
+    await fsreg?.stop();
+    await swift?.stop();
+    if (cacheDir !== undefined) await rm(cacheDir, { recursive: true, force: true });
+  });
+
+  test('the seed dry run: the same plan as on the filesystem; the bucket listing is byte-identical after', async () => {
+    const before = listingOf(await swift.listObjects(BUCKET));
+    const onFs = await runRegprune(['prune', ...SEED, '--root', fsreg.root, '--dry-run', '--json']);
+    const onS3 = await runRegprune(['prune', ...SEED, '--config', s3reg.configPath, '--dry-run', '--json'], { env: env() });
+    expect(onFs.exitCode, onFs.stderr).toBe(0);
+    expect(onS3.exitCode, onS3.stderr).toBe(0);
+    expect(onS3.stderr).toBe('');
+    const a = JSON.parse(onFs.stdout) as PlanJson;
+    const b = JSON.parse(onS3.stdout) as PlanJson;
+    expect(b.tags.map((t) => `${t.repository}:${t.tag}`).sort()).toEqual(SEED);
+    expect(b.reclaimableBytes).toBeGreaterThan(0);
+    expect(comparable(b)).toEqual(comparable(a));
+    expect(b.root).toBe(`s3://${BUCKET}/reg`);
+    // Listing first: no link read, no write; manifests fetched once each on the first run.
+    // Lists: pages of 1000 keys of docker/registry/v2/, and one of regprune's (empty) .regprune/.
+    const st = b.stats;
+    expect(st.requests?.['put']).toBe(0);
+    expect(st.requests?.['delete']).toBe(0);
+    expect(st.requests?.['list']).toBe(Math.ceil((st.keys ?? 0) / 1000) + 1);
+    expect(st.linksRead).toBe(0);
+    expect(st.linksProven).toBeGreaterThan(0);
+    expect(st.requests?.['get']).toBe(st.manifestsFetched);
+    expect(listingOf(await swift.listObjects(BUCKET))).toEqual(before);
+
+    // A second run reads every manifest from the local cache: list requests only.
+    const again = await runRegprune(['prune', ...SEED, '--config', s3reg.configPath, '--dry-run', '--json'], { env: env() });
+    const c = JSON.parse(again.stdout) as PlanJson;
+    expect(comparable(c)).toEqual(comparable(b));
+    expect(c.stats.requests).toEqual({ list: st.requests?.['list'], get: 0, head: 0, put: 0, delete: 0 });
+    expect(c.stats.manifestsCached).toBe(st.manifestsFetched);
+    expect(listingOf(await swift.listObjects(BUCKET))).toEqual(before);
+  });
+
+  test('du and check --config give what they give on the filesystem', async () => {
+    const duFs = JSON.parse((await runRegprune(['du', '--root', fsreg.root, '--json'])).stdout) as Record<string, unknown>;
+    const duS3run = await runRegprune(['du', '--config', s3reg.configPath, '--json'], { env: env() });
+    expect(duS3run.exitCode, duS3run.stderr).toBe(0);
+    const duS3 = JSON.parse(duS3run.stdout) as Record<string, unknown>;
+    for (const k of ['repositories', 'blobStore', 'exclusiveBytes', 'sharedBytes', 'unreferenced']) expect(duS3[k], k).toEqual(duFs[k]);
+    expect(duS3['root']).toBe(`s3://${BUCKET}/reg`);
+    const checkS3 = await runRegprune(['check', '--config', s3reg.configPath, '--json'], { env: env() });
+    expect(checkS3.exitCode, checkS3.stdout).toBe(0);
+    expect((JSON.parse(checkS3.stdout) as { ok: boolean }).ok).toBe(true);
+  });
+
+  test('the seed applied on the bucket: exactly those tags go; garbage-collect frees the predicted bytes; everything kept pulls after a restart', async () => {
+    await s3reg.stop();
+    const blobBytes = async () => (await swift.listObjects(BUCKET, 'reg/docker/registry/v2/blobs/')).reduce((n, o) => n + o.bytes, 0);
+    const before = await blobBytes();
+    const run = await runRegprune(['prune', ...SEED, '--config', s3reg.configPath, '--yes', '--json'], { env: env() });
+    expect(run.exitCode, run.stderr).toBe(0);
+    const out = JSON.parse(run.stdout) as PlanJson;
+    expect(out.tags.map((t) => `${t.repository}:${t.tag}`).sort()).toEqual(SEED);
+    expect(out.results?.tags).toEqual({ removed: 3, missing: 0, changed: 0, failed: 0 });
+    expect(out.results?.manifests['failed']).toBe(0);
+    expect(out.stats.requests?.['delete']).toBeGreaterThan(0);
+    // Nothing of regprune's is left in the bucket: no journal, no lock.
+    expect((await swift.listObjects(BUCKET, 'reg/.regprune/')).map((o) => o.name)).toEqual([]);
+
+    const listed = JSON.parse((await runRegprune(['list', '--config', s3reg.configPath, '--json'], { env: env() })).stdout) as { tags: Array<{ repository: string; tag: string }> };
+    expect(listed.tags.map((t) => `${t.repository}:${t.tag}`).sort()).toEqual([...sample.tags.keys()].filter((k) => !SEED.includes(k)).sort());
+
+    const gc = await runGarbageCollect(s3reg.configPath, []);
+    expect(gc.exitCode, `${gc.stdout}\n${gc.stderr}`).toBe(0);
+    expect(before - (await blobBytes())).toBe(out.reclaimableBytes);
+
+    await s3reg.restart();
+    for (const [key, t] of sample.tags) {
+      if (SEED.includes(key)) await expectManifestStatus(s3reg.url, t.repository, t.tag, 404);
+      else expect((await pullAndVerify(s3reg.url, t.repository, t.tag)).digest, key).toBe(t.manifest.digest);
+    }
+    for (const u of sample.untagged) await pullAndVerify(s3reg.url, u.repository, u.manifest.digest);
+  });
+
+  test('two overlapping runs: one holds the bucket lock, the other is refused and removes nothing', async () => {
+    const args = ['prune', 'team/app:pr-17', '--config', s3reg.configPath, '--yes', '--json'];
+    const [x, y] = await Promise.all([runRegprune(args, { env: env() }), runRegprune(args, { env: env() })]);
+    const codes = [x.exitCode, y.exitCode].sort();
+    expect(codes, `${x.stderr}\n${y.stderr}`).toEqual([0, 1]);
+    const loser = x.exitCode === 1 ? x : y;
+    const winner = x.exitCode === 0 ? x : y;
+    expect(loser.stderr).toMatch(/another regprune run holds the lock on s3:\/\/pruning\/reg \(pid \d+ on /);
+    expect((JSON.parse(winner.stdout) as PlanJson).results?.tags['removed']).toBe(1);
+    expect((await swift.listObjects(BUCKET, 'reg/.regprune/')).map((o) => o.name)).toEqual([]);
+    await expectManifestStatus(s3reg.url, 'team/app', 'pr-17', 404);
+    const t = sample.tags.get('team/app:main-41')!;
+    expect((await pullAndVerify(s3reg.url, t.repository, t.tag)).digest).toBe(t.manifest.digest);
+  });
+});
