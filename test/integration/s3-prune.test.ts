@@ -1,9 +1,10 @@
+import { execa } from 'execa';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, test } from 'vitest';
-import { runRegprune } from '../helpers/cli.js';
-import { expectManifestStatus, pullAndVerify, runGarbageCollect, startRegistry, type RunningRegistry } from '../helpers/registry.js';
+import { REGPRUNE_BIN, runRegprune } from '../helpers/cli.js';
+import { expectManifestStatus, pullAndVerify, pushImage, runGarbageCollect, startRegistry, type RunningRegistry } from '../helpers/registry.js';
 import { pushSample, type Sample } from '../helpers/sample.js';
 import { setupSuite } from '../helpers/suite.js';
 import { startS3Registry, startSwift, type RunningSwift, type SwiftObject } from '../helpers/swift.js';
@@ -162,5 +163,100 @@ describe('prune --config on S3 (Swift), against the same sample on a filesystem'
     await expectManifestStatus(s3reg.url, 'team/app', 'pr-17', 404);
     const t = sample.tags.get('team/app:main-41')!;
     expect((await pullAndVerify(s3reg.url, t.repository, t.tag)).digest).toBe(t.manifest.digest);
+  });
+
+  test('kill -9 mid-apply, then the same run again: it converges (journal finished, lock taken over, nothing half-deleted, kept tags pull)', async () => {
+    await swift.createBucket('crash');
+    const reg = await startS3Registry(swift, 'crash');
+    try {
+      const pushed = new Map<string, string>();
+      for (const repo of ['c/one', 'c/two']) {
+        for (let t = 0; t < 12; t++) {
+          const p = await pushImage(reg.url, repo, `b${t}`, { seed: `crash/${repo}/${t}`, layers: [`crash/base`, `crash/${repo}/${t}`] });
+          pushed.set(`${repo}:b${t}`, p.manifest.digest);
+        }
+      }
+      const doomed = [...pushed.keys()].filter((k) => Number(k.split(':b')[1]) < 9);
+      const args = ['prune', ...doomed, '--config', reg.configPath, '--yes', '--json', '--quiet'];
+      const child = execa(process.execPath, [REGPRUNE_BIN, ...args], { reject: false, env: { ...env(), NO_COLOR: '1' }, stdin: 'ignore' });
+      // Killed as soon as its journal object is in the bucket: deletions are under way.
+      const t0 = Date.now();
+      let journaled = false;
+      while (!journaled && Date.now() - t0 < 30_000) {
+        journaled = (await swift.listObjects('crash', 'reg/.regprune/pending-manifests.json')).length > 0;
+        if (!journaled) await new Promise((r) => setTimeout(r, 20));
+      }
+      child.kill('SIGKILL');
+      const killed = await child;
+      expect(journaled, killed.stderr).toBe(true);
+      expect(killed.signal).toBe('SIGKILL');
+      // Killed mid-run: its journal and its lock object are still in the bucket, for the rerun to deal with.
+      const state = (await swift.listObjects('crash', 'reg/.regprune/')).map((o) => o.name);
+      expect(state).toContain('reg/.regprune/pending-manifests.json');
+      expect(state.some((n) => n.startsWith('reg/.regprune/locks/'))).toBe(true);
+
+      const rerun = await runRegprune(args, { env: env() });
+      // Named tags the first run already removed are reported missing (exit 1); nothing failed.
+      expect([0, 1], rerun.stderr).toContain(rerun.exitCode);
+      const out = JSON.parse(rerun.stdout) as PlanJson;
+      expect(out.results?.tags['failed']).toBe(0);
+      expect(out.results?.manifests['failed']).toBe(0);
+      expect((await swift.listObjects('crash', 'reg/.regprune/')).map((o) => o.name)).toEqual([]);
+      const check = await runRegprune(['check', '--config', reg.configPath, '--json'], { env: env() });
+      expect(check.exitCode, check.stdout).toBe(0);
+      // No tag directory is left without its current/link.
+      const tagKeys = (await swift.listObjects('crash', 'reg/docker/registry/v2/repositories/')).map((o) => o.name).filter((n) => n.includes('/_manifests/tags/'));
+      const tagDirs = new Set(tagKeys.map((n) => n.replace(/\/(current|index)\/.*$/, '')));
+      for (const d of tagDirs) expect(tagKeys, d).toContain(`${d}/current/link`);
+
+      await reg.stop();
+      const gc = await runGarbageCollect(reg.configPath, []);
+      expect(gc.exitCode, gc.stderr).toBe(0);
+      await reg.restart();
+      for (const [key, digest] of pushed) {
+        const [repo, tag] = key.split(':') as [string, string];
+        if (doomed.includes(key)) await expectManifestStatus(reg.url, repo, tag, 404);
+        else expect((await pullAndVerify(reg.url, repo, tag)).digest, key).toBe(digest);
+      }
+    } finally {
+      await reg.stop();
+    }
+  });
+
+  test('pushes during apply survive: tags pushed onto manifests being removed, and new tags, all pull after garbage-collect', async () => {
+    await swift.createBucket('racing');
+    const reg = await startS3Registry(swift, 'racing');
+    try {
+      const images = new Map<string, Awaited<ReturnType<typeof pushImage>>>();
+      for (let t = 0; t < 16; t++) images.set(`r:v${t}`, await pushImage(reg.url, 'r', `v${t}`, { seed: `race/${t}`, layers: ['race/base', `race/${t}`] }));
+      const doomed = [...images.keys()];
+      const run = runRegprune(['prune', ...doomed, '--config', reg.configPath, '--yes', '--json', '--quiet'], { env: env() });
+      // While it runs: re-push every doomed image under a new tag, and two of them under their old tag.
+      const survivors: Array<[string, string]> = [];
+      const pushes = (async () => {
+        for (const [key, image] of images) {
+          const t = key.split(':')[1]!;
+          await pushImage(reg.url, 'r', `keep-${t}`, image);
+          survivors.push([`keep-${t}`, image.manifest.digest]);
+          if (t === 'v3' || t === 'v12') {
+            await pushImage(reg.url, 'r', t, image);
+            survivors.push([t, image.manifest.digest]);
+          }
+        }
+      })();
+      const [r] = await Promise.all([run, pushes]);
+      expect(r.exitCode, r.stderr).toBe(0);
+      const out = JSON.parse(r.stdout) as PlanJson & { notRemoved: { tags: Array<{ tag: string; result: string }>; manifests: unknown[] } };
+      expect(out.results?.tags['failed']).toBe(0);
+      expect(out.results?.manifests['failed']).toBe(0);
+
+      await reg.stop();
+      const gc = await runGarbageCollect(reg.configPath, []);
+      expect(gc.exitCode, gc.stderr).toBe(0);
+      await reg.restart();
+      for (const [tag, digest] of survivors) expect((await pullAndVerify(reg.url, 'r', tag)).digest, tag).toBe(digest);
+    } finally {
+      await reg.stop();
+    }
   });
 });
