@@ -94,7 +94,7 @@ export async function openDriver(
       ...(dir === undefined ? {} : { manifestCache: { fs: deps.fs, dir: `${dir}/s3-manifests` } }),
       ...(onProgress === undefined ? {} : { onProgress }),
     });
-    return s3Driver(backend.store, view, backend.location);
+    return s3Driver(backend.store, view, backend.location, backend.rootPrefix);
   } catch (err) {
     backend.store.close();
     throw err;

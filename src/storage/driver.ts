@@ -35,6 +35,8 @@ export type StorageDriver =
       readonly view: S3View;
       /** Live requests (re-checks, deletes, the journal and the lock). */
       readonly store: ObjectStore;
+      /** Key prefix of the rootdirectory (`''` or `reg/`). */
+      readonly rootPrefix: string;
       /** Request counts by kind, and what the view answered without a request. */
       stats(): Record<string, unknown>;
       close(): void;
@@ -44,10 +46,11 @@ export function filesystemDriver(fs: StorageFs, lay: Layout): StorageDriver {
   return { kind: 'filesystem', location: lay.root, layout: lay, fs, stats: () => undefined, close: () => {} };
 }
 
-export function s3Driver(store: ObjectStore, view: S3View, location: string): StorageDriver {
+export function s3Driver(store: ObjectStore, view: S3View, location: string, rootPrefix: string): StorageDriver {
   return {
     kind: 's3',
     location,
+    rootPrefix,
     layout: view.layout,
     fs: view.fs,
     view,

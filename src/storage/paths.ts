@@ -29,6 +29,8 @@ export const INDEX = 'index';
 export const LINK = 'link';
 export const DATA = 'data';
 export const ALGORITHM = 'sha256';
+/** regprune's own state under the rootdirectory (lock, trash, journal), outside docker/registry/v2. */
+export const STATE_DIR = '.regprune';
 
 /**
  * Joins path parts with `/`. The parts are a normalized root and validated
@@ -75,7 +77,7 @@ export function layout(root: string): Layout {
   const v2 = join(root, V2_SUFFIX);
   const repositories = join(v2, 'repositories');
   const blobs = join(v2, 'blobs');
-  const stateDir = join(root, '.regprune');
+  const stateDir = join(root, STATE_DIR);
   const repository = (repo: RepositoryName) => join(repositories, repo);
   const tags = (repo: RepositoryName) => join(repository(repo), MANIFESTS, TAGS);
   const tag = (repo: RepositoryName, t: TagName) => join(tags(repo), t);

@@ -12,11 +12,15 @@ import { AuditLog } from '../../storage/audit.js';
 import { AppendOnlyFile } from '../../storage/door.js';
 import { acquireLock, type HeldLock } from '../../storage/lock.js';
 import type { Layout } from '../../storage/paths.js';
+import type { Digest } from '../../model/names.js';
 import { EXIT, worse, type CliDeps, type ExitCode } from '../deps.js';
 import { addMetricsOption, metered } from '../metrics.js';
 import { addRootOption } from '../options.js';
 import { humanBytes, plural } from '../render.js';
-import { Reporter, json, jsonError, openStorage } from '../session.js';
+import { Reporter, json, jsonError } from '../session.js';
+import { addConfigOption, openBackend } from '../backend.js';
+import { bucketStorage, configPathOf, lockHost } from '../s3.js';
+import { layout } from '../../storage/paths.js';
 
 /** The flags `prune` and `gc` share. */
 export interface GcOptionValues {
@@ -86,6 +90,15 @@ export function parseGcOptions(opts: GcOptionValues, deps: CliDeps, modeText = o
 export const PUSH_REMINDER =
   "reminder: garbage-collect is not safe while images are pushed: run it in a maintenance window or with the registry read-only (REGISTRY_STORAGE_MAINTENANCE_READONLY='{\"enabled\":true}'); see docs/operations.md";
 
+/** A bucket (s3 --config) in place of a directory: its lock, how its blob store is measured, the config file garbage-collect must use. */
+export interface BucketStorage {
+  readonly location: string;
+  /** Absolute path of the --config file: garbage-collect runs with exactly it (local mode). */
+  readonly configPath: string;
+  lock(): Promise<HeldLock>;
+  blobSizes(): Promise<ReadonlyMap<Digest, number>>;
+}
+
 /**
  * What one run holds: the lock (real runs only), the audit log, and the
  * prepared garbage-collect. `close()` releases everything, also after errors.
@@ -96,6 +109,7 @@ export class RunSession {
   private prepared: PreparedGc | undefined;
   private lay: Layout | undefined;
   private verified: string | undefined;
+  private bucket: BucketStorage | undefined;
   constructor(
     private readonly deps: CliDeps,
     readonly settings: RunSettings,
@@ -109,21 +123,22 @@ export class RunSession {
    * that garbage-collect can run there (program, container or pod, config).
    * Dry runs take no lock: they only read (and run `test -f` where GC would run).
    */
-  async begin(lay: Layout, write: boolean, runId: string, lockWith?: () => Promise<HeldLock>): Promise<void> {
+  async begin(lay: Layout, write: boolean, runId: string, bucket?: BucketStorage): Promise<void> {
     this.lay = lay;
+    this.bucket = bucket;
     // --log is checked before anything else happens, dry runs included (not a symlink, writable).
     if (this.settings.logPath !== undefined) await AppendOnlyFile.check(this.deps.fs, this.settings.logPath, '--log');
     // The log is opened (and its first line written) before the storage is touched: a log on a
     // full disk refuses the run here.
     if (write && this.settings.logPath !== undefined) {
-      this.log = new AuditLog(this.deps.fs, this.settings.logPath, { root: lay.root, run: runId }, this.deps.now);
+      this.log = new AuditLog(this.deps.fs, this.settings.logPath, { root: bucket?.location ?? lay.root, run: runId }, this.deps.now);
       await this.log.open();
     }
     // Garbage-collect's program, container and config are checked before the lock: a missing
     // one is a usage error and nothing under the root is touched.
     await this.prepareGc(lay, write);
     if (write) {
-      this.lock = lockWith !== undefined ? await lockWith() : await acquireLock(this.deps.fs, lay, {
+      this.lock = bucket !== undefined ? await bucket.lock() : await acquireLock(this.deps.fs, lay, {
         pid: this.deps.pid,
         hostname: this.deps.run.hostname,
         now: this.deps.now(),
@@ -144,8 +159,17 @@ export class RunSession {
         this.log?.write(gcFailureRecord(gc, err));
         throw err;
       }
+      // On a bucket: garbage-collect runs here with the very file that names the bucket.
+      if (this.bucket !== undefined) {
+        if (gc.target.kind !== 'local' || this.prepared.config !== this.bucket.configPath) {
+          throw new UsageError(`with an s3 --config, garbage-collect runs locally with that same file (${this.bucket.configPath})`, {
+            hint: 'use --gc local (or regprune gc local --config FILE) without --gc-config; the registry\'s garbage-collect reads the bucket from the file itself',
+          });
+        }
+        this.verified = `the same config file as --config (${this.bucket.location})`;
+      }
       // Proven before anything is removed: garbage-collect elsewhere would free nothing here.
-      try {
+      if (this.bucket === undefined) try {
         const v = await verifyGcStorage({ fs: this.deps.fs, layout: lay, proc: this.deps.run, gc: this.prepared, env: this.deps.env, token: randomUUID() });
         this.prepared = v.gc;
         this.verified = v.how;
@@ -205,6 +229,7 @@ export class RunSession {
       layout: lay,
       proc: this.deps.run,
       gc: prepared,
+      ...(this.bucket === undefined ? {} : { measure: () => this.bucket!.blobSizes() }),
       events: {
         onWarning: this.reporter.warn,
         onStep: (text) => {
@@ -346,6 +371,7 @@ export function renderGc(deps: CliDeps, session: RunSession, r: GcReport, asJson
 interface GcCommandOptions extends GcOptionValues {
   metricsFile?: string;
   root?: string;
+  config?: string;
   dryRun?: boolean;
   json?: boolean;
 }
@@ -356,7 +382,7 @@ export function gcCommand(deps: CliDeps, done: (code: ExitCode) => void): Comman
     .argument('[mode]', 'where: local, docker:CONTAINER, kubectl:[NS/]POD, kubectl:[NS/]deployment/NAME (or --gc MODE)')
     .usage('MODE [--gc-config PATH] [--restart] [--root DIR]');
   cmd.option('--gc <mode>', 'where garbage-collect runs (same as the MODE argument)');
-  addRootOption(addGcOptions(cmd, false))
+  addConfigOption(addRootOption(addGcOptions(cmd, false)))
     .option('-n, --dry-run', 'same as --gc-dry-run')
     .option('--json', 'print one JSON object on stdout')
     .option('-v, --verbose', 'also pass on the per-item marking lines of garbage-collect (when stderr is not a terminal)')
@@ -368,15 +394,21 @@ export function gcCommand(deps: CliDeps, done: (code: ExitCode) => void): Comman
     if (modeText === undefined || modeText.trim() === 'none') {
       throw new UsageError('gc needs a mode: where does the registry run?', { hint: 'e.g. regprune gc docker:registry --root /srv/registry --restart' });
     }
-    const settings = parseGcOptions({ ...opts, gcDryRun: opts.gcDryRun === true || opts.dryRun === true ? true : undefined }, deps, modeText);
+    // With --config, garbage-collect runs with that same file unless --gc-config says otherwise.
+    const gcConfig = opts.gcConfig ?? (opts.config === undefined ? undefined : configPathOf(opts.config, deps));
+    const settings = parseGcOptions({ ...opts, ...(gcConfig === undefined ? {} : { gcConfig }), gcDryRun: opts.gcDryRun === true || opts.dryRun === true ? true : undefined }, deps, modeText);
     counts.dryRun = settings.gc?.dryRun === true;
-    const lay = await openStorage(opts, deps);
-    counts.root = lay.root;
+    const backend = await openBackend(opts, deps);
+    // A bucket is not listed here: garbage-collect is measured from the listing of its blob store.
+    const lay = backend.kind === 'filesystem' ? backend.lay : layout(backend.rootPrefix === '' ? '/' : `/${backend.rootPrefix.replace(/\/$/, '')}`);
+    const bucket = backend.kind === 's3' ? bucketStorage(backend, configPathOf(opts.config ?? '', deps), lockHost(deps)) : undefined;
+    const root = bucket?.location ?? lay.root;
+    counts.root = root;
     const reporter = new Reporter(deps, opts.quiet === true);
     const session = new RunSession(deps, settings, reporter, opts.quiet === true, opts.verbose === true);
     const now = deps.now();
     try {
-      await session.begin(lay, settings.gc?.dryRun !== true, `${now.getTime()}-${deps.pid}`);
+      await session.begin(lay, settings.gc?.dryRun !== true, `${now.getTime()}-${deps.pid}`, bucket);
       const report = await session.collect();
       if (report === undefined) throw new UsageError('gc needs a mode');
       counts.gcFreedBytes = report.freedBytes;
@@ -391,7 +423,7 @@ export function gcCommand(deps: CliDeps, done: (code: ExitCode) => void): Comman
             : `garbage-collect freed ${humanBytes(report.freedBytes)} (${plural(report.blobsDeleted, 'blob')}), removed ${plural(report.layerLinksRemoved, 'dangling layer link')}`) +
         (report.restart?.result === 'restarted' ? ', registry restarted' : report.restart?.result === 'failed' ? ', restart FAILED' : '') +
         `; ${seconds.toFixed(1)}s (exit ${expected})`;
-      if (opts.json === true) json(deps, { version: 1, root: lay.root, gc: gcJson(report), summary: line });
+      if (opts.json === true) json(deps, { version: 1, root, gc: gcJson(report), ...(backend.kind === 's3' ? { stats: backend.store.stats() } : {}), summary: line });
       let code = renderGc(deps, session, report, opts.json === true);
       if (report.failure !== undefined) jsonError(deps, { code: 'GC', message: `${report.failure.step} failed: ${report.failure.message}` });
       if (reporter.warnings > 0) code = worse(code, EXIT.warnings);
@@ -399,6 +431,7 @@ export function gcCommand(deps: CliDeps, done: (code: ExitCode) => void): Comman
       await session.close();
       finish(code);
     } finally {
+      if (backend.kind === 's3') backend.store.close();
       await session.close();
     }
   }));

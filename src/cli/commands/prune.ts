@@ -15,10 +15,9 @@ import { nextStep, nextStepText } from '../nextstep.js';
 import { TABLE_WIDTH, digestCell, humanBytes, plural, pushedCell, table } from '../render.js';
 import { Reporter, json, jsonError } from '../session.js';
 import { addConfigOption, openDriver } from '../backend.js';
-import { acquireS3Lock } from '../../storage/s3/lock.js';
 import { applyPlanS3, finishS3Journal } from '../../storage/s3/apply.js';
 import type { ApplyInput } from '../../plan/apply.js';
-import { lockHost, s3NextStep } from '../s3.js';
+import { bucketStorage, configPathOf, lockHost, s3NextStep } from '../s3.js';
 import { addPolicyOptions, loadPolicyForPrune, preparePolicy, renderExplain, type PolicyOptionValues } from '../policy.js';
 import type { GcReport } from '../../gc/collect.js';
 import { RunSession, addGcOptions, gcJson, parseGcOptions, renderGc, type GcOptionValues } from './gc.js';
@@ -64,7 +63,8 @@ export function pruneCommand(deps: CliDeps, done: (code: ExitCode) => void): Com
     if (!dryRun && opts.yes !== true && !deps.stdinIsTTY) {
       throw new UsageError('refusing to remove without confirmation: stdin is not a terminal; pass --yes to remove, or --dry-run to preview');
     }
-    const runSettings = parseGcOptions(opts, deps);
+    // With --config, garbage-collect uses that same file unless told otherwise.
+    const runSettings = parseGcOptions(opts.config !== undefined && opts.gc !== undefined && opts.gcConfig === undefined ? { ...opts, gcConfig: configPathOf(opts.config, deps) } : opts, deps);
     const reporter = new Reporter(deps, opts.quiet === true);
     const driver = await openDriver(opts, deps, (p) => reporter.progress(`listing: ${p.keys} keys`));
     const lay = driver.layout;
@@ -75,13 +75,8 @@ export function pruneCommand(deps: CliDeps, done: (code: ExitCode) => void): Com
     const session = new RunSession(deps, runSettings, reporter, opts.quiet === true, opts.verbose === true);
     const asJson = opts.json === true;
     try {
-      if (driver.kind === 's3' && runSettings.gc !== undefined) {
-        throw new UsageError('--gc with an s3 --config: run garbage-collect with `regprune gc --config FILE` after the prune', {
-          hint: 'prune --config removes tags and manifests from the bucket; regprune gc --config runs the registry\'s garbage-collect on the same bucket',
-        });
-      }
       // Real runs take the storage lock (dry runs only read); with --gc, check now that it can run there.
-      await session.begin(lay, !dryRun, `${now.getTime()}-${deps.pid}`, driver.kind === 's3' ? () => acquireS3Lock(driver, lockHost(deps)) : undefined);
+      await session.begin(lay, !dryRun, `${now.getTime()}-${deps.pid}`, driver.kind === 's3' ? bucketStorage(driver, configPathOf(opts.config ?? '', deps), lockHost(deps)) : undefined);
       // On a bucket, tag deletions a killed run journaled are finished first (then listed again).
       let finished = 0;
       if (driver.kind === 's3' && !dryRun) {

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { RegpruneError } from '../../model/errors.js';
-import type { StorageDriver } from '../driver.js';
+import { STATE_DIR } from '../paths.js';
 import type { HeldLock, LockHost, LockOwner } from '../lock.js';
 import type { ObjectStore, S3ObjectInfo } from './client.js';
 
@@ -64,12 +64,18 @@ async function listLocks(store: ObjectStore, prefix: string): Promise<S3ObjectIn
   return out.sort(order);
 }
 
-export async function acquireS3Lock(driver: StorageDriver, host: LockHost, options: S3LockOptions = {}): Promise<HeldLock> {
-  if (driver.kind !== 's3') throw new Error('acquireS3Lock: not an s3 driver');
+/** The bucket to lock: `rootPrefix` is the rootdirectory's key prefix (`''` or `reg/`). */
+export interface S3LockTarget {
+  readonly store: ObjectStore;
+  readonly location: string;
+  readonly rootPrefix: string;
+}
+
+export async function acquireS3Lock(driver: S3LockTarget, host: LockHost, options: S3LockOptions = {}): Promise<HeldLock> {
   const store = driver.store;
   const ttl = options.ttlMs ?? LOCK_TTL_MS;
   const sleep = options.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
-  const prefix = `${driver.view.key(driver.layout.stateDir)}/locks/`;
+  const prefix = `${driver.rootPrefix}${STATE_DIR}/locks/`;
   const id = randomBytes(12).toString('hex');
   const mine = `${prefix}${host.now.getTime().toString().padStart(15, '0')}-${id}`;
   const owner: LockBody = { pid: host.pid, startedAt: host.now.toISOString(), hostname: host.hostname, id };
