@@ -168,9 +168,14 @@ describe('prune --config on S3 (Swift), against the same sample on a filesystem'
   test('prune --gc local --config and gc local --config: the registry\'s garbage-collect runs on the bucket with the same file and frees the predicted bytes', async () => {
     await s3reg.stop();
     const blobBytes = async () => (await swift.listObjects(BUCKET, 'reg/docker/registry/v2/blobs/')).reduce((n, o) => n + o.bytes, 0);
-    const before = await blobBytes();
     // AWS_CA_BUNDLE makes the 2.8 s3 driver panic at start (/work/shared/S3.md): unset for the registry regprune runs.
     const gcEnv = { ...env(), AWS_CA_BUNDLE: '' };
+    // First what the previous test's prune (no garbage-collect) left: measured from the listing before and after.
+    const first = await runRegprune(['gc', 'local', '--config', s3reg.configPath, '--json'], { env: gcEnv });
+    expect(first.exitCode, first.stderr).toBe(0);
+    const firstGc = (JSON.parse(first.stdout) as { gc: { freedBytes: number } }).gc;
+    const before = await blobBytes();
+    expect(firstGc.freedBytes).toBeGreaterThan(0);
     const run = await runRegprune(['prune', 'team/app/api:v1.0.0', '--config', s3reg.configPath, '--gc', 'local', '--yes', '--json'], { env: gcEnv });
     expect(run.exitCode, run.stderr).toBe(0);
     const out = JSON.parse(run.stdout) as PlanJson & { gc: { freedBytes: number; configUsed: string; exitCode: number; command: string[] } };
