@@ -46,6 +46,7 @@ interface Stored {
   readonly blobCount: number;
   readonly children: readonly Digest[];
   readonly subject: Digest | undefined;
+  readonly foreign: readonly Digest[];
 }
 
 type Failed = Extract<ManifestEntry, { ok: false }>;
@@ -107,6 +108,7 @@ export class ManifestCache {
       blobCount: refs.blobs.length,
       children: refs.children.length === 0 ? NONE : refs.children.map((c) => this.intern(c)),
       subject: refs.subject === undefined ? undefined : this.intern(refs.subject),
+      foreign: refs.foreign === undefined ? NONE : refs.foreign,
     };
   }
 
@@ -114,7 +116,11 @@ export class ManifestCache {
     if (!e.ok) return e;
     const blobs: Digest[] = [];
     for (let i = e.blobStart; i < e.blobStart + e.blobCount; i++) blobs.push(this.table.digest(this.arena[i] as number));
-    return { ok: true, size: e.size, refs: { kind: e.kind, mediaType: e.mediaType, blobs, children: [...e.children], subject: e.subject } };
+    return {
+      ok: true,
+      size: e.size,
+      refs: { kind: e.kind, mediaType: e.mediaType, blobs, children: [...e.children], subject: e.subject, ...(e.foreign.length > 0 ? { foreign: e.foreign } : {}) },
+    };
   }
 
   /** Ancestors of blob dirs (blobs, blobs/sha256, each shard) found to be there, checked once each. */
@@ -162,7 +168,7 @@ export class ManifestCache {
     const blobDir = posix.dirname(path);
     const shard = posix.dirname(blobDir);
     const p = this.io.run(async (): Promise<Stored | Failed> => {
-      let text: string;
+      let bytes: Uint8Array;
       let size: number;
       try {
         for (const dir of [posix.dirname(posix.dirname(shard)), posix.dirname(shard), shard]) {
@@ -175,7 +181,8 @@ export class ManifestCache {
         if (st.isSymbolicLink()) return { ok: false, missing: false, code: 'symlink', path, problem: `symbolic link at ${path}; not followed` };
         // The size from the inode: the text is decoded, its length is not the byte count. Blobs never change.
         size = st.size;
-        text = await this.fs.readText(path);
+        // Bytes, not text: Go reads invalid UTF-8 its own way (see gojson.ts).
+        bytes = await this.fs.readFile(path);
       } catch (err) {
         const missing = errnoCode(err) === 'ENOENT';
         return missing
@@ -184,7 +191,7 @@ export class ManifestCache {
       } finally {
         this.reads++;
       }
-      const parsed = parseManifest(text);
+      const parsed = parseManifest(bytes);
       return parsed.ok ? this.store(parsed.refs, size) : { ok: false, missing: false, problem: parsed.problem };
     });
     const key = this.intern(digest);
