@@ -3,6 +3,7 @@ import { errnoCode } from '../model/errors.js';
 import type { Digest, RepositoryName } from '../model/names.js';
 import { isDigest } from '../model/names.js';
 import type { StorageFs } from '../storage/fs.js';
+import { readLink } from '../storage/links.js';
 import type { Layout } from '../storage/paths.js';
 import type { WarningCode, WarningSink } from '../storage/warnings.js';
 import { limiter, mapLimit, type Limiter } from '../util/limit.js';
@@ -24,8 +25,17 @@ export type ManifestEntry =
 
 export interface RepoManifests {
   readonly repository: RepositoryName;
-  /** Digests under `_manifests/revisions/sha256/`. */
+  /**
+   * Manifests the registry counts as present: `_manifests/revisions/sha256/<hex>/`
+   * with a `link` (the registry reads only the link; a bad one is kept here and
+   * makes the repository opaque).
+   */
   readonly revisions: ReadonlySet<Digest>;
+  /**
+   * Revision directories without a `link`: what the HTTP API's manifest DELETE
+   * leaves. The registry and garbage-collect see no manifest there.
+   */
+  readonly leftovers: readonly Digest[];
   /**
    * Set when reachability in this repository cannot be known exactly (a
    * manifest missing or not understood, a symlink among revisions): no
@@ -365,10 +375,32 @@ export async function loadRepoManifests(
     async ([repository, tagDigests]) => {
       const revisionsDir = lay.revisions(repository);
       const listed = await listDigestDirs(fs, io, revisionsDir, warn, [posix.dirname(revisionsDir), revisionsDir]);
-      const revisions = new Set(listed.digests.map((d) => cache.intern(d)));
+      // garbage-collect reads each revision's link with digest.Parse and aborts on
+      // a bad one; a directory without one (an API delete) it passes over.
+      const revisions = new Set<Digest>();
+      const leftovers: Digest[] = [];
+      let opaque = listed.problem;
+      const links = await mapLimit(listed.digests, 16, (d) => io.run(() => readLink(fs, lay.revisionLink(repository, d))));
+      listed.digests.forEach((d, i) => {
+        const link = links[i] as Awaited<ReturnType<typeof readLink>>;
+        if (!link.ok && link.warning.code === 'missing-link') {
+          leftovers.push(d);
+          return;
+        }
+        revisions.add(cache.intern(d));
+        let problem: string | undefined;
+        if (!link.ok) problem = link.warning.message;
+        else if (link.digest !== d) problem = `revision link names ${link.digest}, not ${d}`;
+        if (problem === undefined) return;
+        opaque ??= `revision ${d}: ${problem}`;
+        warn({
+          code: link.ok ? 'bad-link' : link.warning.code,
+          path: lay.revisionLink(repository, d),
+          message: `${problem}; garbage-collect aborts or marks differently on it: nothing removed from ${repository}'s manifests`,
+        });
+      });
       await cache.loadClosure([...revisions, ...tagDigests]);
       progress();
-      let opaque = listed.problem;
       for (const d of revisions) {
         const e = cache.peek(d);
         if (e === undefined || e.ok) continue;
@@ -384,7 +416,7 @@ export async function loadRepoManifests(
       }
       let linkedLayers: Digest[] = [];
       if (opaque !== undefined) linkedLayers = (await listDigestDirs(fs, io, lay.layers(repository), warn)).digests;
-      repos.set(repository, { repository, revisions, opaque, linkedLayers });
+      repos.set(repository, { repository, revisions, leftovers, opaque, linkedLayers });
     },
   );
   options.onProgress?.({ manifests: cache.reads });
