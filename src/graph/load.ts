@@ -18,6 +18,8 @@ export type ManifestEntry =
       readonly ok: false;
       readonly problem: string;
       readonly missing: boolean;
+      /** The registry cannot read it either (see ParsedManifest). */
+      readonly refused?: true;
       /** What to report and where, when not the default (missing-blob at the revision, bad-manifest at the data). */
       readonly code?: WarningCode;
       readonly path?: string;
@@ -202,7 +204,7 @@ export class ManifestCache {
         this.reads++;
       }
       const parsed = parseManifest(bytes);
-      return parsed.ok ? this.store(parsed.refs, size) : { ok: false, missing: false, problem: parsed.problem };
+      return parsed.ok ? this.store(parsed.refs, size) : { ok: false, missing: false, problem: parsed.problem, ...(parsed.refused === true ? { refused: true } : {}) };
     });
     const key = this.intern(digest);
     const tracked = p.then((e) => {

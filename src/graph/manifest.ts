@@ -27,7 +27,10 @@ export interface ManifestRefs {
   readonly foreign?: readonly Digest[];
 }
 
-export type ParsedManifest = { readonly ok: true; readonly refs: ManifestRefs } | { readonly ok: false; readonly problem: string };
+export type ParsedManifest =
+  | { readonly ok: true; readonly refs: ManifestRefs }
+  /** `refused`: the registry itself cannot read it (it fails pulls and garbage-collect aborts); else only regprune is unsure. */
+  | { readonly ok: false; readonly problem: string; readonly refused?: true };
 
 const S: GoType = { k: 'string' };
 const STRINGS: GoType = { k: 'slice', of: S };
@@ -140,8 +143,8 @@ export function parseManifest(content: Uint8Array | string): ParsedManifest {
   let root: JsonValue;
   try {
     root = parseGoJson(typeof content === 'string' ? Buffer.from(content, 'utf8') : content);
-  } catch (err) {
-    return { ok: false, problem: 'manifest is not JSON' };
+  } catch {
+    return { ok: false, problem: 'manifest is not JSON', refused: true };
   }
   let mediaType = 'manifest';
   try {
@@ -149,7 +152,7 @@ export function parseManifest(content: Uint8Array | string): ParsedManifest {
     mediaType = versioned.mediaType as string;
     const schemaVersion = versioned.schemaVersion as bigint;
     if (schemaVersion === 1n) return { ok: true, refs: schema1(root) };
-    if (schemaVersion !== 2n) return { ok: false, problem: `unrecognized manifest schema version ${schemaVersion}` };
+    if (schemaVersion !== 2n) return { ok: false, problem: `unrecognized manifest schema version ${schemaVersion}`, refused: true };
     switch (mediaType) {
       case MEDIA.dockerManifest:
       case MEDIA.ociManifest:
@@ -164,10 +167,11 @@ export function parseManifest(content: Uint8Array | string): ParsedManifest {
         return { ok: true, refs: image(MEDIA.ociManifest, root) };
       }
       default:
-        return { ok: false, problem: `unknown manifest media type ${JSON.stringify(mediaType)}` };
+        return { ok: false, problem: `unknown manifest media type ${JSON.stringify(mediaType)}`, refused: true };
     }
   } catch (err) {
-    if (err instanceof GoJsonError || err instanceof Unsure) return { ok: false, problem: `${mediaType || 'manifest'}: ${err.message}` };
+    if (err instanceof GoJsonError) return { ok: false, problem: `${mediaType || 'manifest'}: ${err.message}`, refused: true };
+    if (err instanceof Unsure) return { ok: false, problem: `${mediaType || 'manifest'}: ${err.message}` };
     throw err;
   }
 }
