@@ -283,7 +283,8 @@ export async function applyPlan(input: ApplyInput): Promise<ApplyReport> {
   };
 
   const tagsByRepo = groupBy(plan.tags, (t) => t.repository);
-  const manifestsByRepo = groupBy(plan.manifests, (m) => m.repository);
+  // Revision dirs without a link go the same way (plans from before version 1.1 have none).
+  const manifestsByRepo = groupBy([...plan.manifests, ...(plan.leftovers ?? [])], (m) => m.repository);
   const repoNames = [...new Set([...tagsByRepo.keys(), ...manifestsByRepo.keys()])].sort();
 
   const results = await mapLimit(repoNames, Math.max(1, Math.floor(concurrency / 4)), async (name) => {

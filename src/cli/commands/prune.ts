@@ -70,6 +70,7 @@ export function pruneCommand(deps: CliDeps, done: (code: ExitCode) => void): Com
         ...(policy !== undefined ? policy.untagged : opts.untagged === true ? { untaggedIn: untaggedScope(selector) } : {}),
         onWarning: reporter.warn,
         onProgress: (p) => reporter.progress(`planning: ${p.done} ${p.phase} read`),
+        listBlobs: opts.verbose === true,
       });
       reporter.clearProgress();
       let code: ExitCode = plan.missing.length > 0 ? EXIT.failure : EXIT.ok;
@@ -134,8 +135,13 @@ function planJson(plan: Plan, dryRun: boolean, verbose: boolean) {
     createdAt: plan.createdAt,
     tags: plan.tags,
     manifests: plan.manifests,
+    leftovers: plan.leftovers,
     reclaimableBytes: plan.reclaimableBytes,
     reclaimableBlobs: plan.reclaimableBlobs,
+    unreferencedBytes: plan.unreferencedBytes,
+    unreferencedBlobs: plan.unreferencedBlobs,
+    exact: plan.exact,
+    ...(verbose ? { reclaimable: plan.reclaimable ?? [], unreferenced: plan.unreferenced ?? [] } : {}),
     missing: plan.missing,
     blocked: plan.blocked,
     ...(verbose ? { kept: plan.kept } : {}),
@@ -192,10 +198,23 @@ function renderPlan(deps: CliDeps, plan: Plan, now: Date, verbose: boolean, dryR
   const repoCount = new Set(plan.tags.map((t) => t.repository)).size;
   out.write(
     `\n${dryRun ? 'Would remove' : 'Removing'} ${plural(plan.tags.length, 'tag')} from ${plural(repoCount, 'repository', 'repositories')} ` +
-      `and unlink ${plural(plan.manifests.length, 'manifest')}; garbage-collect will then free ${humanBytes(plan.reclaimableBytes)} ` +
-      `(${plural(plan.reclaimableBlobs, 'blob')}).\n`,
+      `and unlink ${plural(plan.manifests.length, 'manifest')}` +
+      (plan.leftovers.length > 0 ? ` (and ${plural(plan.leftovers.length, 'empty revision directory', 'empty revision directories')})` : '') +
+      `; ${gcFreeSentence(plan)}\n`,
   );
   if (dryRun) out.write('Dry run: nothing was changed. Run again without --dry-run to remove.\n');
+}
+
+/** What garbage-collect (without -m) frees after this run, and how much of it this run causes. */
+function gcFreeSentence(plan: Plan): string {
+  const total = plan.reclaimableBytes + plan.unreferencedBytes;
+  const blobs = plan.reclaimableBlobs + plan.unreferencedBlobs;
+  const bound = plan.exact ? '' : 'at least ';
+  return (
+    `garbage-collect will then free ${bound}${humanBytes(total)} (${plural(blobs, 'blob')})` +
+    (plan.unreferencedBlobs > 0 ? `: ${humanBytes(plan.reclaimableBytes)} because of this run, ${humanBytes(plan.unreferencedBytes)} already unreferenced` : '') +
+    (plan.exact ? '.' : ' (a lower bound: a repository not fully understood, see the warnings).')
+  );
 }
 
 function renderOutcome(deps: CliDeps, plan: Plan, report: ApplyReport, gcRan = false): void {
@@ -215,6 +234,6 @@ function renderOutcome(deps: CliDeps, plan: Plan, report: ApplyReport, gcRan = f
       (tags.failed + manifests.failed > 0 ? `; ${tags.failed + manifests.failed} FAILED` : '') +
       (gcRan
         ? `.\n`
-        : `.\nRun garbage-collect (without -m) to free about ${humanBytes(plan.reclaimableBytes)}, then restart the registry (its blob cache is stale).\n`),
+        : `.\nRun garbage-collect (without -m) to free ${plan.exact ? 'about' : 'at least'} ${humanBytes(plan.reclaimableBytes + plan.unreferencedBytes)}, then restart the registry (its blob cache is stale).\n`),
   );
 }
