@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { appendFile, rm } from 'node:fs/promises';
+import { appendFile, mkdir, rm, writeFile } from 'node:fs/promises';
 import { afterEach, describe, expect, test } from 'vitest';
 import { parseDigest, parseRepositoryName } from '../../src/model/names.js';
 import { layout } from '../../src/storage/paths.js';
@@ -231,16 +231,39 @@ describe('regprune reads storage as the registry does (issue 12)', () => {
     expect(listed.map((b) => b.digest).sort()).toEqual(eligible);
     await pullAndVerify(url, 'd', 'keep');
 
-    // A repository blocked by a warning (a revision whose manifest blob is gone: garbage-collect
-    // skips it, regprune keeps what it might reference): the figure is a lower bound, and says so.
+    // A revision whose manifest blob is gone blocks its repository (its children are unknown), but
+    // garbage-collect just skips it: what it frees there is still known exactly.
     const b1 = await pushImage(url, 'b', 'v1', { seed: 'b1', layers: ['b1/top'] });
     await pushImage(url, 'b', 'v2', { seed: 'b2', layers: ['b2/top'] });
     await rm(layout(root).blob(parseDigest(b1.manifest.digest)), { recursive: true });
     const q = await prune(['b:v2', '--root', root, '--dry-run']);
-    expect(q.plan.exact).toBe(false);
     expect(q.plan.blocked.map((b) => b.repository)).toEqual(['b']);
+    expect(q.plan.exact).toBe(true);
     const gc2 = await gcFreed(reg);
     expect(gc2.exitCode, gc2.stderr).toBe(0);
-    expect(gc2.freed).toBeGreaterThanOrEqual(q.plan.reclaimableBytes + (q.plan.unreferencedBytes ?? 0));
+    expect(gc2.freed).toBe(q.plan.reclaimableBytes + (q.plan.unreferencedBytes ?? 0));
+
+    // A manifest regprune cannot be sure of (a layer digest in uppercase, written into storage:
+    // the registry would refuse the push) makes the figure a lower bound, and the JSON says so.
+    const u = buildImage({ seed: 'u', layers: ['u/top'] });
+    const odd = JSON.parse(u.manifest.bytes.toString('utf8')) as { layers: Array<{ digest: string }> };
+    odd.layers = [{ ...odd.layers[0], digest: `sha256:${'A'.repeat(64)}` }];
+    const oddManifest = manifestFrom(MediaType.dockerManifest, odd, 3);
+    await pushImage(url, 'u', 'v1', u);
+    await pushImage(url, 'u', 'v2', { seed: 'u2' });
+    const lay = layout(root);
+    const ud = parseDigest(oddManifest.digest);
+    await mkdir(lay.blob(ud), { recursive: true });
+    await writeFile(lay.blobData(ud), oddManifest.bytes);
+    await mkdir(lay.revision(parseRepositoryName('u'), ud), { recursive: true });
+    await writeFile(lay.revisionLink(parseRepositoryName('u'), ud), ud);
+    // u:v1's own manifest goes through the API: its layer is now referenced only by the odd one.
+    await apiDelete(url, 'u', u.manifest.digest);
+    const w = await prune(['u:v2', '--root', root, '--dry-run']);
+    expect(w.plan.exact).toBe(false);
+    expect(w.plan.warnings.some((x) => x.code === 'bad-manifest')).toBe(true);
+    const gc3 = await gcFreed(reg);
+    expect(gc3.exitCode, gc3.stderr).toBe(0);
+    expect(gc3.freed).toBeGreaterThan(w.plan.reclaimableBytes + (w.plan.unreferencedBytes ?? 0));
   });
 });
