@@ -353,6 +353,16 @@ describe('buildPlan', () => {
       expect([...freed.values()].reduce((n, x) => n + x, 0)).toBe(p.reclaimableBytes + p.unreferencedBytes);
     });
 
+    it('a leftover whose link is written between plan and apply (a push of that manifest) is left in place', async () => {
+      const { reg, gone } = tree();
+      const p = await plan(reg, { refs: ['app:old'] });
+      expect(p.leftovers.map((l) => l.digest)).toEqual([gone.manifest.digest]);
+      reg.write(reg.lay.revisionLink(R('app'), gone.manifest.digest), gone.manifest.digest);
+      const report = await applyPlan({ fs: reg.fs, layout: reg.lay, plan: p, runId: 't' });
+      expect(report.manifests.find((m) => m.digest === gone.manifest.digest)?.result).toBe('changed');
+      expect(reg.vol.existsSync(reg.lay.revisionLink(R('app'), gone.manifest.digest))).toBe(true);
+    });
+
     it.each([
       ['empty', ''],
       ['a trailing newline', 'NL'],
