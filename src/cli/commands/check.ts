@@ -12,21 +12,21 @@ interface CheckOptions {
 
 export function checkCommand(deps: CliDeps, done: (code: ExitCode) => void): Command {
   const cmd = new Command('check').description(
-    'read-only consistency check: broken tags and manifests, missing blobs, dangling layer links, stale uploads, leftover trash',
+    'read-only consistency check: what breaks a pull or makes garbage-collect abort (exit 1), and leftovers that break nothing (listed, exit 0)',
   );
   addRootOption(cmd).option('--json', 'print one JSON object on stdout');
   return cmd.action(async (opts: CheckOptions) => {
     const lay = await openStorage(opts, deps);
     const findings = await checkStorage(deps.fs, lay, { now: deps.now() });
+    const errors = findings.filter((f) => f.severity === 'error').length;
     if (opts.json === true) {
-      json(deps, { version: 1, root: lay.root, ok: findings.length === 0, findings });
+      json(deps, { version: 1, root: lay.root, ok: errors === 0, findings });
     } else if (findings.length === 0) {
       deps.stdout.write(`ok: no problems found under ${lay.root}\n`);
     } else {
       deps.stdout.write(table(['SEVERITY', 'KIND', 'PATH', 'PROBLEM'], findings.map((f) => [f.severity, f.kind, f.path, f.message])));
-      const errors = findings.filter((f) => f.severity === 'error').length;
-      deps.stdout.write(`${plural(findings.length, 'problem')} (${errors} that break pulls)\n`);
+      deps.stdout.write(`${plural(findings.length, 'finding')}: ${errors} that break pulls or garbage-collect\n`);
     }
-    done(findings.length === 0 ? EXIT.ok : EXIT.failure);
+    done(errors === 0 ? EXIT.ok : EXIT.failure);
   });
 }
