@@ -27,7 +27,11 @@ export function confirmationText(plan: Plan, now: Date): string {
   lines.push(`About to change ${plan.root}:`);
   lines.push(`  remove  ${plural(plan.tags.length, 'tag')} in ${plural(perRepo.size, 'repository', 'repositories')}`);
   lines.push(`  unlink  ${plural(plan.manifests.length, 'manifest')} nothing kept references`);
-  lines.push(`  free    ${humanBytes(plan.reclaimableBytes)} (${plural(plan.reclaimableBlobs, 'blob')}) when garbage-collect runs`);
+  const total = plan.reclaimableBytes + plan.unreferencedBytes;
+  lines.push(
+    `  free    ${plan.exact ? '' : 'at least '}${humanBytes(total)} (${plural(plan.reclaimableBlobs + plan.unreferencedBlobs, 'blob')}) when garbage-collect runs` +
+      (plan.unreferencedBlobs > 0 ? `: ${humanBytes(plan.reclaimableBytes)} because of this run, ${humanBytes(plan.unreferencedBytes)} already unreferenced` : ''),
+  );
   lines.push('');
   lines.push(repos.length > TOP_REPOSITORIES ? `Most affected repositories (${TOP_REPOSITORIES} of ${repos.length}):` : 'Repositories:');
   const topRows = repos.slice(0, TOP_REPOSITORIES).map(([name, e]) => ['  ' + name, String(e.tags), String(e.manifests)]);

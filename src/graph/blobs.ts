@@ -5,7 +5,7 @@ import { isDigest } from '../model/names.js';
 import type { StorageFs } from '../storage/fs.js';
 import { DATA, type Layout } from '../storage/paths.js';
 import type { WarningSink } from '../storage/warnings.js';
-import { limiter, mapLimit } from '../util/limit.js';
+import { limiter, mapLimit, type Limiter } from '../util/limit.js';
 
 /**
  * The total size of the `data` files of `digests`, taken one at a time from
@@ -18,6 +18,7 @@ export async function totalBlobSizes(
   digests: Iterable<Digest>,
   known: (d: Digest) => number | undefined = () => undefined,
   concurrency = 16,
+  onBlob?: (d: Digest, size: number) => void,
 ): Promise<{ bytes: number; blobs: number; looked: number }> {
   const it = digests[Symbol.iterator]();
   const total = { bytes: 0, blobs: 0, looked: 0 };
@@ -37,12 +38,23 @@ export async function totalBlobSizes(
       total.looked++;
       const size = await sizeOf(next.value);
       if (size === undefined) continue;
+      onBlob?.(next.value, size);
       total.bytes += size;
       total.blobs++;
     }
   };
   await Promise.all(Array.from({ length: concurrency }, worker));
   return total;
+}
+
+/** The entries of `dir`; none when it is not there, and a warning when it cannot be read. */
+async function listOrWarn(fs: StorageFs, io: Limiter, dir: string, warn: WarningSink) {
+  try {
+    return await io.run(() => fs.readdir(dir, { withFileTypes: true }));
+  } catch (err) {
+    if (errnoCode(err) !== 'ENOENT') warn({ code: 'unreadable', path: dir, message: `cannot list directory: ${(err as Error).message}` });
+    return [];
+  }
 }
 
 /**
@@ -53,14 +65,7 @@ export async function walkBlobStore(fs: StorageFs, lay: Layout, warn: WarningSin
   const io = limiter(concurrency);
   const out = new Map<Digest, number>();
   const shardsDir = lay.blobShards();
-  const list = async (dir: string) => {
-    try {
-      return await io.run(() => fs.readdir(dir, { withFileTypes: true }));
-    } catch (err) {
-      if (errnoCode(err) !== 'ENOENT') warn({ code: 'unreadable', path: dir, message: `cannot list directory: ${(err as Error).message}` });
-      return [];
-    }
-  };
+  const list = (dir: string) => listOrWarn(fs, io, dir, warn);
   const shards = await list(shardsDir);
   await mapLimit(
     shards,
@@ -92,4 +97,44 @@ export async function walkBlobStore(fs: StorageFs, lay: Layout, warn: WarningSin
     },
   );
   return out;
+}
+
+/**
+ * The blobs in the store that `marked` says nothing references, and their
+ * total size: what garbage-collect sweeps although this run removes nothing
+ * that references them. Streams shard by shard; only unmarked blobs are
+ * stat'ed, and no list of the store is kept.
+ */
+export async function sweepableBlobs(
+  fs: StorageFs,
+  lay: Layout,
+  marked: (d: Digest) => boolean,
+  warn: WarningSink = () => {},
+  onBlob?: (d: Digest, size: number) => void,
+  concurrency = 16,
+): Promise<{ bytes: number; blobs: number }> {
+  const io = limiter(concurrency);
+  const total = { bytes: 0, blobs: 0 };
+  const shardsDir = lay.blobShards();
+  const list = (dir: string) => listOrWarn(fs, io, dir, warn);
+  for (const shard of await list(shardsDir)) {
+    if (!shard.isDirectory()) continue;
+    const entries = (await list(posix.join(shardsDir, shard.name))).filter((e) => {
+      const d = `sha256:${e.name}`;
+      return e.isDirectory() && isDigest(d) && !marked(d);
+    });
+    await mapLimit(entries, concurrency, async (e) => {
+      const d = `sha256:${e.name}` as Digest;
+      try {
+        const st = await io.run(() => fs.lstat(lay.blobData(d)));
+        if (!st.isFile()) return;
+        onBlob?.(d, st.size);
+        total.bytes += st.size;
+        total.blobs++;
+      } catch (err) {
+        if (errnoCode(err) !== 'ENOENT') warn({ code: 'unreadable', path: lay.blobData(d), message: (err as Error).message });
+      }
+    });
+  }
+  return total;
 }

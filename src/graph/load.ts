@@ -3,6 +3,7 @@ import { errnoCode } from '../model/errors.js';
 import type { Digest, RepositoryName } from '../model/names.js';
 import { isDigest } from '../model/names.js';
 import type { StorageFs } from '../storage/fs.js';
+import { EMPTY_LINK, readLink } from '../storage/links.js';
 import type { Layout } from '../storage/paths.js';
 import type { WarningCode, WarningSink } from '../storage/warnings.js';
 import { limiter, mapLimit, type Limiter } from '../util/limit.js';
@@ -17,6 +18,8 @@ export type ManifestEntry =
       readonly ok: false;
       readonly problem: string;
       readonly missing: boolean;
+      /** The registry cannot read it either (see ParsedManifest). */
+      readonly refused?: true;
       /** What to report and where, when not the default (missing-blob at the revision, bad-manifest at the data). */
       readonly code?: WarningCode;
       readonly path?: string;
@@ -24,15 +27,31 @@ export type ManifestEntry =
 
 export interface RepoManifests {
   readonly repository: RepositoryName;
-  /** Digests under `_manifests/revisions/sha256/`. */
+  /**
+   * Manifests the registry counts as present: `_manifests/revisions/sha256/<hex>/`
+   * with a `link` (the registry reads only the link; a bad one is kept here and
+   * makes the repository opaque).
+   */
   readonly revisions: ReadonlySet<Digest>;
+  /**
+   * Revision directories without a `link`: what the HTTP API's manifest DELETE
+   * leaves. The registry and garbage-collect see no manifest there.
+   */
+  readonly leftovers: readonly Digest[];
   /**
    * Set when reachability in this repository cannot be known exactly (a
    * manifest missing or not understood, a symlink among revisions): no
    * manifest of it is removed, and all its linked layers count as referenced.
    */
   opaque: string | undefined;
-  /** For opaque repositories: the blobs linked under `_layers` (what its manifests might reference). */
+  /**
+   * Set when what garbage-collect marks in this repository cannot be known
+   * exactly (a manifest not understood, a bad revision link, a symlink). A
+   * revision whose manifest blob is gone is opaque but not this: garbage-collect
+   * skips it, marking nothing.
+   */
+  marksUnknown: string | undefined;
+  /** Where marks are unknown: the blobs linked under `_layers` (what its manifests might reference). */
   linkedLayers: readonly Digest[];
 }
 
@@ -46,6 +65,7 @@ interface Stored {
   readonly blobCount: number;
   readonly children: readonly Digest[];
   readonly subject: Digest | undefined;
+  readonly foreign: readonly Digest[];
 }
 
 type Failed = Extract<ManifestEntry, { ok: false }>;
@@ -107,6 +127,7 @@ export class ManifestCache {
       blobCount: refs.blobs.length,
       children: refs.children.length === 0 ? NONE : refs.children.map((c) => this.intern(c)),
       subject: refs.subject === undefined ? undefined : this.intern(refs.subject),
+      foreign: refs.foreign === undefined ? NONE : refs.foreign,
     };
   }
 
@@ -114,7 +135,11 @@ export class ManifestCache {
     if (!e.ok) return e;
     const blobs: Digest[] = [];
     for (let i = e.blobStart; i < e.blobStart + e.blobCount; i++) blobs.push(this.table.digest(this.arena[i] as number));
-    return { ok: true, size: e.size, refs: { kind: e.kind, mediaType: e.mediaType, blobs, children: [...e.children], subject: e.subject } };
+    return {
+      ok: true,
+      size: e.size,
+      refs: { kind: e.kind, mediaType: e.mediaType, blobs, children: [...e.children], subject: e.subject, ...(e.foreign.length > 0 ? { foreign: e.foreign } : {}) },
+    };
   }
 
   /** Ancestors of blob dirs (blobs, blobs/sha256, each shard) found to be there, checked once each. */
@@ -162,7 +187,7 @@ export class ManifestCache {
     const blobDir = posix.dirname(path);
     const shard = posix.dirname(blobDir);
     const p = this.io.run(async (): Promise<Stored | Failed> => {
-      let text: string;
+      let bytes: Uint8Array;
       let size: number;
       try {
         for (const dir of [posix.dirname(posix.dirname(shard)), posix.dirname(shard), shard]) {
@@ -175,7 +200,8 @@ export class ManifestCache {
         if (st.isSymbolicLink()) return { ok: false, missing: false, code: 'symlink', path, problem: `symbolic link at ${path}; not followed` };
         // The size from the inode: the text is decoded, its length is not the byte count. Blobs never change.
         size = st.size;
-        text = await this.fs.readText(path);
+        // Bytes, not text: Go reads invalid UTF-8 its own way (see gojson.ts).
+        bytes = await this.fs.readFile(path);
       } catch (err) {
         const missing = errnoCode(err) === 'ENOENT';
         return missing
@@ -184,8 +210,8 @@ export class ManifestCache {
       } finally {
         this.reads++;
       }
-      const parsed = parseManifest(text);
-      return parsed.ok ? this.store(parsed.refs, size) : { ok: false, missing: false, problem: parsed.problem };
+      const parsed = parseManifest(bytes);
+      return parsed.ok ? this.store(parsed.refs, size) : { ok: false, missing: false, problem: parsed.problem, ...(parsed.refused === true ? { refused: true } : {}) };
     });
     const key = this.intern(digest);
     const tracked = p.then((e) => {
@@ -358,14 +384,49 @@ export async function loadRepoManifests(
     async ([repository, tagDigests]) => {
       const revisionsDir = lay.revisions(repository);
       const listed = await listDigestDirs(fs, io, revisionsDir, warn, [posix.dirname(revisionsDir), revisionsDir]);
-      const revisions = new Set(listed.digests.map((d) => cache.intern(d)));
+      // garbage-collect reads each revision's link with digest.Parse and aborts on
+      // a bad one; a directory without one (an API delete) it passes over.
+      const revisions = new Set<Digest>();
+      const leftovers: Digest[] = [];
+      let opaque = listed.problem;
+      let marksUnknown = listed.problem;
+      const readRevisionLink = async (d: Digest) => {
+        let link = await io.run(() => readLink(fs, lay.revisionLink(repository, d)));
+        // Every manifest PUT rewrites the revision link (truncate, then write): one caught
+        // empty during a push is usually whole a moment later.
+        for (let attempt = 0; !link.ok && link.warning.message === EMPTY_LINK && attempt < 5; attempt++) {
+          await new Promise((resolve) => setTimeout(resolve, 20 * (attempt + 1)));
+          link = await io.run(() => readLink(fs, lay.revisionLink(repository, d)));
+        }
+        return link;
+      };
+      const links = await mapLimit(listed.digests, 16, readRevisionLink);
+      listed.digests.forEach((d, i) => {
+        const link = links[i] as Awaited<ReturnType<typeof readLink>>;
+        if (!link.ok && link.warning.code === 'missing-link') {
+          leftovers.push(d);
+          return;
+        }
+        revisions.add(cache.intern(d));
+        let problem: string | undefined;
+        if (!link.ok) problem = link.warning.message;
+        else if (link.digest !== d) problem = `revision link names ${link.digest}, not ${d}`;
+        if (problem === undefined) return;
+        opaque ??= `revision ${d}: ${problem}`;
+        marksUnknown ??= opaque;
+        warn({
+          code: link.ok ? 'bad-link' : link.warning.code,
+          path: lay.revisionLink(repository, d),
+          message: `${problem}; garbage-collect aborts or marks differently on it: nothing removed from ${repository}'s manifests`,
+        });
+      });
       await cache.loadClosure([...revisions, ...tagDigests]);
       progress();
-      let opaque = listed.problem;
       for (const d of revisions) {
         const e = cache.peek(d);
         if (e === undefined || e.ok) continue;
         opaque ??= `manifest ${d}: ${e.problem}`;
+        if (!e.missing) marksUnknown ??= opaque;
         if (!warned.has(d)) {
           warned.add(d);
           warn({
@@ -376,8 +437,8 @@ export async function loadRepoManifests(
         }
       }
       let linkedLayers: Digest[] = [];
-      if (opaque !== undefined) linkedLayers = (await listDigestDirs(fs, io, lay.layers(repository), warn)).digests;
-      repos.set(repository, { repository, revisions, opaque, linkedLayers });
+      if (marksUnknown !== undefined) linkedLayers = (await listDigestDirs(fs, io, lay.layers(repository), warn)).digests;
+      repos.set(repository, { repository, revisions, leftovers, opaque, marksUnknown, linkedLayers });
     },
   );
   options.onProgress?.({ manifests: cache.reads });

@@ -279,6 +279,10 @@ export async function applyPlan(input: ApplyInput): Promise<ApplyReport> {
         }
         if (stopping()) break;
         const linkMtime = await mtimeOf(lay.revisionLink(repo, d));
+        if (linkMtime !== undefined && leftovers.has(`${repo}@${d}`)) {
+          out.push(emitManifest(m, 'changed', 'its revision link was written since the plan (a push); left in place'));
+          continue;
+        }
         ahead(m);
         const trashed = await trash.take(lay.revision(repo, d));
         if (trashed === undefined) out.push(emitManifest(m, 'missing'));
@@ -318,7 +322,10 @@ export async function applyPlan(input: ApplyInput): Promise<ApplyReport> {
   };
 
   const tagsByRepo = groupBy(plan.tags, (t) => t.repository);
-  const manifestsByRepo = groupBy(plan.manifests, (m) => m.repository);
+  // Revision dirs without a link go the same way (plans from before version 1.1 have none);
+  // one whose link has appeared since is a manifest being pushed.
+  const leftovers = new Set((plan.leftovers ?? []).map((l) => `${l.repository}@${l.digest}`));
+  const manifestsByRepo = groupBy([...plan.manifests, ...(plan.leftovers ?? [])], (m) => m.repository);
   const repoNames = [...new Set([...tagsByRepo.keys(), ...manifestsByRepo.keys()])].sort();
 
   const results = await mapLimit(repoNames, Math.max(1, Math.floor(concurrency / 4)), async (name) => {

@@ -1,4 +1,4 @@
-import { totalBlobSizes } from '../graph/blobs.js';
+import { sweepableBlobs, totalBlobSizes } from '../graph/blobs.js';
 import { DigestMarks } from '../graph/digest-table.js';
 import { ManifestCache, loadRepoManifests, repoView, type RepoManifests } from '../graph/load.js';
 import { limiter } from '../util/limit.js';
@@ -12,7 +12,7 @@ import type { Layout } from '../storage/paths.js';
 import { readJournal } from '../storage/journal.js';
 import { walkRepositories, type RepositoryRecord } from '../storage/walk.js';
 import type { StorageWarning } from '../storage/warnings.js';
-import { PLAN_VERSION, type BlockedRepository, type Plan, type PlannedManifest, type PlannedTag } from './plan.js';
+import { PLAN_VERSION, type BlobSize, type BlockedRepository, type Plan, type PlannedManifest, type PlannedTag } from './plan.js';
 
 /** Chooses tags: the command-line selector, or a policy file (see policy/). */
 export type Decide = (
@@ -32,6 +32,8 @@ export interface BuildPlanInput {
   readonly concurrency?: number;
   /** Shared with applyPlan in the same process, so manifests are read once. */
   readonly cache?: ManifestCache;
+  /** Also list the digests and sizes behind the byte figures (`--verbose`). */
+  readonly listBlobs?: boolean;
 }
 
 /** Values by repository, then tag (or digest): no "repository:tag" key string per tag (100k of them at scale). */
@@ -141,6 +143,13 @@ export async function buildPlan(input: BuildPlanInput): Promise<Plan> {
   for (const name of pending.keys()) if (byName.has(name)) affected.add(name);
   const orphans = new Map<RepositoryName, Digest[]>();
   const blocked: BlockedRepository[] = [];
+  const leftovers: PlannedManifest[] = [];
+  // Figures are exact unless something was not fully understood; decided
+  // before the loop below marks repositories with unreadable tags (tags do not
+  // change what garbage-collect without -m marks).
+  const exact =
+    [...repos.values()].every((r) => r.marksUnknown === undefined) &&
+    !warnings.some((w) => w.code === 'bad-name' || w.code === 'symlink' || w.code === 'unreadable' || w.code === 'unexpected');
   for (const name of [...affected].sort()) {
     const record = byName.get(name);
     const repo = repos.get(name);
@@ -179,6 +188,9 @@ export async function buildPlan(input: BuildPlanInput): Promise<Plan> {
     if (repo.opaque !== undefined && (orphans.get(name)?.length ?? 0) > 0) {
       blocked.push({ repository: name, reason: `no manifest removed: ${repo.opaque}` });
       orphans.set(name, []);
+    }
+    if (repo.opaque === undefined) {
+      for (const d of repo.leftovers) leftovers.push({ repository: name, digest: d, reason: 'revision directory without link (left by an API delete): no manifest' });
     }
   }
 
@@ -239,8 +251,25 @@ export async function buildPlan(input: BuildPlanInput): Promise<Plan> {
   const freed = (function* () {
     for (const id of freedCandidates.minus(after)) yield cache.table.digest(id);
   })();
-  const { bytes: reclaimableBytes, blobs: reclaimableBlobs, looked } = await totalBlobSizes(fs, lay, freed, (d) => cache.size(d));
+  const reclaimable: BlobSize[] | undefined = input.listBlobs === true ? [] : undefined;
+  const { bytes: reclaimableBytes, blobs: reclaimableBlobs, looked } = await totalBlobSizes(fs, lay, freed, (d) => cache.size(d), 16, (digest, size) =>
+    reclaimable?.push({ digest, size }),
+  );
   input.onProgress?.({ phase: 'blobs', done: looked });
+  // What garbage-collect sweeps already: blobs in the store no revision marks
+  // now (2.8 marks from revisions only, never from _layers).
+  const unreferenced: BlobSize[] | undefined = input.listBlobs === true ? [] : undefined;
+  const swept = await sweepableBlobs(
+    fs,
+    lay,
+    (d) => {
+      const id = cache.table.find(d);
+      return id >= 0 && (after.has(id) || freedCandidates.has(id));
+    },
+    warn,
+    (digest, size) => unreferenced?.push({ digest, size }),
+  );
+  const byDigest = (a: BlobSize, b: BlobSize) => (a.digest < b.digest ? -1 : a.digest > b.digest ? 1 : 0);
 
   const missing = selection.missing.map(formatTagRef);
   for (const ref of selection.missing) {
@@ -260,6 +289,12 @@ export async function buildPlan(input: BuildPlanInput): Promise<Plan> {
     blocked,
     reclaimableBytes,
     reclaimableBlobs,
+    unreferencedBytes: swept.bytes,
+    unreferencedBlobs: swept.blobs,
+    exact,
+    ...(reclaimable === undefined ? {} : { reclaimable: reclaimable.sort(byDigest) }),
+    ...(unreferenced === undefined ? {} : { unreferenced: unreferenced.sort(byDigest) }),
+    leftovers,
     stats: { repositories: records.length, tags: records.reduce((n, r) => n + r.tags.length, 0), manifests: manifestCount },
     warnings,
   };

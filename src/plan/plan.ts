@@ -21,6 +21,11 @@ export interface PlannedManifest {
   readonly reason: string;
 }
 
+export interface BlobSize {
+  readonly digest: string;
+  readonly size: number;
+}
+
 export interface BlockedRepository {
   readonly repository: string;
   readonly reason: string;
@@ -45,6 +50,27 @@ export interface Plan {
   /** Bytes and blobs garbage-collect will free because of this plan (blobs nothing else references). */
   readonly reclaimableBytes: number;
   readonly reclaimableBlobs: number;
+  /**
+   * Blobs nothing referenced before this run either (an aborted push, an
+   * earlier API delete): the same garbage-collect (without -m) frees them too.
+   * reclaimable + unreferenced = what it frees.
+   */
+  readonly unreferencedBytes: number;
+  readonly unreferencedBlobs: number;
+  /**
+   * False when a repository not fully understood (see warnings) makes the
+   * figures a lower bound: its linked layers were counted as referenced.
+   */
+  readonly exact: boolean;
+  /** With `listBlobs`: the blobs behind reclaimableBytes and unreferencedBytes. */
+  readonly reclaimable?: readonly BlobSize[];
+  readonly unreferenced?: readonly BlobSize[];
+  /**
+   * Revision directories without a link (left by the HTTP API's manifest
+   * DELETE) in repositories this plan prunes: no manifest to the registry,
+   * removed with the same re-checks as manifests.
+   */
+  readonly leftovers: readonly PlannedManifest[];
   readonly stats: { readonly repositories: number; readonly tags: number; readonly manifests: number };
   readonly warnings: readonly StorageWarning[];
 }

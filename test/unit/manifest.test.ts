@@ -91,6 +91,7 @@ describe('parseManifest: what each kind references', () => {
   ];
   it.each(cases)('%s', (_name, doc, expected) => {
     expect(parse(doc)).toEqual(expected);
+    expect(parseManifest(bytes(doc), true)).toEqual(expected);
   });
 
   it('manifests made by the test builders (exact pushed bytes, docker indentation)', () => {
@@ -123,46 +124,47 @@ describe('parseManifest: what each kind references', () => {
   });
 });
 
-describe('parseManifest: anything not understood is a problem', () => {
+describe('parseManifest: anything the registry refuses, or regprune cannot be sure of, is a problem', () => {
   const cases: Array<[name: string, doc: unknown, problem: string]> = [
     ['not JSON', 'not json {', 'manifest is not JSON'],
     ['empty', '', 'manifest is not JSON'],
-    ['a JSON array', [1, 2], 'manifest is not a JSON object'],
-    ['JSON null', 'null', 'manifest is not a JSON object'],
+    ['trailing data after the object', '{"schemaVersion":2,"manifests":[]} x', 'manifest is not JSON'],
+    ['a JSON array', [1, 2], 'cannot unmarshal array'],
+    ['JSON null (schema version 0)', 'null', 'unrecognized manifest schema version 0'],
     [
       'unknown media type',
       { schemaVersion: 2, mediaType: 'application/vnd.oci.artifact.manifest.v1+json', blobs: [desc(A)] },
       'unknown manifest media type "application/vnd.oci.artifact.manifest.v1+json"',
     ],
-    ['no mediaType, no config, no manifests', { schemaVersion: 2, layers: [desc(A)] }, 'manifest has no mediaType and is neither an OCI image manifest nor an index'],
-    ['no mediaType, schemaVersion 3', { schemaVersion: 3, config: desc(A) }, 'manifest has no mediaType and is neither an OCI image manifest nor an index'],
-    ['docker manifest without config', { schemaVersion: 2, mediaType: MEDIA.dockerManifest, layers: [desc(A)] }, `${MEDIA.dockerManifest}: config is not a descriptor with a digest`],
-    [
-      'config digest too short',
-      { schemaVersion: 2, mediaType: MEDIA.dockerManifest, config: desc('sha256:abc'), layers: [] },
-      `${MEDIA.dockerManifest}: config has digest "sha256:abc", not a sha256 digest`,
-    ],
+    ['no schemaVersion', { mediaType: MEDIA.dockerManifest, config: desc(A), layers: [] }, 'unrecognized manifest schema version 0'],
+    ['no mediaType, schemaVersion 3', { schemaVersion: 3, config: desc(A) }, 'unrecognized manifest schema version 3'],
+    ['schemaVersion 2.0 (not an int for Go)', '{"schemaVersion":2.0,"manifests":[]}', 'cannot unmarshal number'],
+    ['schemaVersion as a string', { schemaVersion: '2', manifests: [] }, 'cannot unmarshal string'],
+    ['config digest too short', { schemaVersion: 2, mediaType: MEDIA.dockerManifest, config: desc('sha256:abc'), layers: [] }, 'config has digest "sha256:abc", not a sha256 digest'],
     [
       'layer digest in uppercase',
       { schemaVersion: 2, mediaType: MEDIA.ociManifest, config: desc(A), layers: [desc(B), desc(`sha256:${'B'.repeat(64)}`)] },
-      `${MEDIA.ociManifest}: layers[1] has digest "sha256:${'B'.repeat(64)}", not a sha256 digest`,
+      `layers[1] has digest "sha256:${'B'.repeat(64)}", not a sha256 digest`,
     ],
-    [
-      'layer with a sha512 digest',
-      { schemaVersion: 2, mediaType: MEDIA.ociManifest, config: desc(A), layers: [desc(`sha512:${'a'.repeat(128)}`)] },
-      `${MEDIA.ociManifest}: layers[0] has digest "sha512:${'a'.repeat(128)}", not a sha256 digest`,
-    ],
-    ['layers not a list', { schemaVersion: 2, mediaType: MEDIA.ociManifest, config: desc(A), layers: { a: 1 } }, `${MEDIA.ociManifest}: layers is not a list`],
-    ['layer without digest', { schemaVersion: 2, mediaType: MEDIA.dockerManifest, config: desc(A), layers: [{ size: 1 }] }, `${MEDIA.dockerManifest}: layers[0] is not a descriptor with a digest`],
-    ['index child with a bad digest', { schemaVersion: 2, mediaType: MEDIA.dockerList, manifests: [desc(A), desc('sha256:zz')] }, `${MEDIA.dockerList}: manifests[1] has digest "sha256:zz", not a sha256 digest`],
-    ['index manifests not a list', { schemaVersion: 2, mediaType: MEDIA.ociIndex, manifests: 'x' }, `${MEDIA.ociIndex}: manifests is not a list`],
-    ['subject not a descriptor', { schemaVersion: 2, mediaType: MEDIA.ociManifest, config: desc(A), subject: 'x' }, `${MEDIA.ociManifest}: subject is not a descriptor with a digest`],
-    ['subject with a bad digest', { schemaVersion: 2, mediaType: MEDIA.ociIndex, manifests: [], subject: desc('md5:x') }, `${MEDIA.ociIndex}: subject has digest "md5:x", not a sha256 digest`],
-    ['schema1 without fsLayers', { schemaVersion: 1, name: 'app' }, 'manifest: schema1 manifest without fsLayers'],
-    ['schema1 with a bad blobSum', { schemaVersion: 1, fsLayers: [{ blobSum: A }, { blobSum: 'sha256:1' }] }, 'manifest: fsLayers[1].blobSum is not a sha256 digest'],
+    ['layer with a sha512 digest', { schemaVersion: 2, mediaType: MEDIA.ociManifest, config: desc(A), layers: [desc(`sha512:${'a'.repeat(128)}`)] }, 'layers[0] has digest "sha512:'],
+    ['layers not a list', { schemaVersion: 2, mediaType: MEDIA.ociManifest, config: desc(A), layers: { a: 1 } }, 'cannot unmarshal object into .layers'],
+    ['layers a string', { schemaVersion: 2, mediaType: MEDIA.dockerManifest, config: desc(A), layers: 'x' }, 'cannot unmarshal string into .layers'],
+    ['layer size as a string', { schemaVersion: 2, mediaType: MEDIA.dockerManifest, config: desc(A), layers: [{ digest: B, size: '1' }] }, 'cannot unmarshal string into .layers[0].size'],
+    ['layer size 1.5', `{"schemaVersion":2,"mediaType":"${MEDIA.dockerManifest}","config":{"digest":"${A}"},"layers":[{"digest":"${B}","size":1.5}]}`, 'cannot unmarshal number'],
+    ['annotation value not a string', { schemaVersion: 2, mediaType: MEDIA.ociManifest, config: desc(A), annotations: { a: 1 } }, 'cannot unmarshal number'],
+    ['index child with a bad digest', { schemaVersion: 2, mediaType: MEDIA.dockerList, manifests: [desc(A), desc('sha256:zz')] }, 'manifests[1] has digest "sha256:zz", not a sha256 digest'],
+    ['index manifests not a list', { schemaVersion: 2, mediaType: MEDIA.ociIndex, manifests: 'x' }, 'cannot unmarshal string into .manifests'],
+    ['no mediaType and manifests not a list (the registry crashes on it)', { schemaVersion: 2, manifests: {} }, 'cannot unmarshal object into .manifests'],
+    ['subject not a descriptor', { schemaVersion: 2, mediaType: MEDIA.ociManifest, config: desc(A), subject: 'x' }, 'cannot unmarshal string into .subject'],
+    ['subject with a bad digest', { schemaVersion: 2, mediaType: MEDIA.ociIndex, manifests: [], subject: desc('md5:x') }, 'subject has digest "md5:x", not a sha256 digest'],
+    ['schema1 with a bad blobSum', { schemaVersion: 1, fsLayers: [{ blobSum: A }, { blobSum: 'sha256:1' }] }, 'fsLayers[1].blobSum has digest "sha256:1"'],
+    ['schema1 history not a list', { schemaVersion: 1, fsLayers: [{ blobSum: A }], history: 'x' }, 'cannot unmarshal string into .history'],
   ];
   it.each(cases)('%s', (_name, doc, problem) => {
-    expect(parse(doc)).toEqual({ ok: false, problem });
+    const r = parse(doc);
+    expect(r.ok).toBe(false);
+    expect(r.ok ? '' : r.problem).toContain(problem);
+    expect(parseManifest(bytes(doc), true)).toEqual(r);
   });
 });
 

@@ -14,22 +14,22 @@ interface CheckOptions {
 
 export function checkCommand(deps: CliDeps, done: (code: ExitCode) => void): Command {
   const cmd = new Command('check').description(
-    'read-only consistency check: broken tags and manifests, missing blobs, dangling layer links, stale uploads, leftover trash',
+    'read-only consistency check: what breaks a pull or makes garbage-collect abort (exit 1), and leftovers that break nothing (listed, exit 0)',
   );
   addConfigOption(addRootOption(cmd)).option('--json', 'print one JSON object on stdout');
   return cmd.action(async (opts: CheckOptions) => {
     const driver = await openDriver(opts, deps);
     const findings = await checkStorage(driver.fs, driver.layout, { now: deps.now() }).finally(() => driver.close());
+    const errors = findings.filter((f) => f.severity === 'error').length;
     const stats = driver.stats();
     if (opts.json === true) {
-      json(deps, { version: 1, root: driver.location, ok: findings.length === 0, findings, ...(stats === undefined ? {} : { stats }) });
+      json(deps, { version: 1, root: driver.location, ok: errors === 0, findings, ...(stats === undefined ? {} : { stats }) });
     } else if (findings.length === 0) {
       deps.stdout.write(`ok: no problems found under ${driver.location}\n`);
     } else {
       deps.stdout.write(table(['SEVERITY', 'KIND', 'PATH', 'PROBLEM'], findings.map((f) => [f.severity, f.kind, f.path, f.message])));
-      const errors = findings.filter((f) => f.severity === 'error').length;
-      deps.stdout.write(`${plural(findings.length, 'problem')} (${errors} that break pulls)\n`);
+      deps.stdout.write(`${plural(findings.length, 'finding')}: ${errors} that break pulls or garbage-collect\n`);
     }
-    done(findings.length === 0 ? EXIT.ok : EXIT.failure);
+    done(errors === 0 ? EXIT.ok : EXIT.failure);
   });
 }

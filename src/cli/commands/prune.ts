@@ -94,6 +94,7 @@ export function pruneCommand(deps: CliDeps, done: (code: ExitCode) => void): Com
         ...(policy !== undefined ? policy.untagged : opts.untagged === true ? { untaggedIn: untaggedScope(selector) } : {}),
         onWarning: reporter.warn,
         onProgress: (p) => reporter.progress(`planning: ${p.done} ${p.phase} read`),
+        listBlobs: opts.verbose === true,
       });
       reporter.clearProgress();
       // Plain data: on s3 the root is the bucket's (the view's paths are /<key>).
@@ -153,12 +154,12 @@ export function pruneCommand(deps: CliDeps, done: (code: ExitCode) => void): Com
       });
       reporter.clearProgress();
       const tagCounts = countResults(report.tags);
-      const manifestCounts = countResults(report.manifests);
+      const manifestCounts = countResults(splitLeftovers(plan, report).manifests);
       counts.tagsRemoved = tagCounts.removed;
       counts.manifestsUnlinked = manifestCounts.removed;
       const gc = await session.collect();
       if (gc !== undefined) counts.gcFreedBytes = gc.freedBytes;
-      const failed = tagCounts.failed + manifestCounts.failed;
+      const failed = tagCounts.failed + countResults(report.manifests).failed;
       if (failed > 0) code = worse(code, EXIT.failure);
       // Only unlinked manifests give garbage-collect something to free; removed tags alone do not.
       const next = gc === undefined && manifestCounts.removed > 0 ? (driver.kind === 's3' ? s3NextStep(opts.config ?? '') : await nextStep(deps, lay, session.preparedGc)) : undefined;
@@ -166,7 +167,7 @@ export function pruneCommand(deps: CliDeps, done: (code: ExitCode) => void): Com
         tags: tagCounts.removed,
         manifests: manifestCounts.removed,
         failed,
-        reclaimable: plan.reclaimableBytes,
+        reclaimable: plan.reclaimableBytes + plan.unreferencedBytes,
         gc,
         seconds: (deps.now().getTime() - startedAt) / 1000,
         code: gc?.ok === false ? worse(code, EXIT.failure) : reporter.warnings > 0 ? worse(code, EXIT.warnings) : code,
@@ -174,12 +175,12 @@ export function pruneCommand(deps: CliDeps, done: (code: ExitCode) => void): Com
       if (asJson) {
         json(deps, {
           ...planJson(plan, false, opts.verbose === true, driver.stats()),
-          ...outcomesJson(report),
+          ...outcomesJson(plan, report),
           ...(gc === undefined ? {} : { gc: gcJson(gc) }),
           ...(next === undefined ? {} : { nextStep: { regprune: next.regprune, byHand: next.byHand, placeholder: next.placeholder ?? null } }),
           summary: line,
         });
-      } else renderOutcome(deps, report);
+      } else renderOutcome(deps, plan, report);
       if (gc !== undefined) code = worse(code, renderGc(deps, session, gc, asJson));
       if (next !== undefined && !asJson) deps.stdout.write(nextStepText(next));
       explainExit(deps, plan, report, gc, reporter.warnings);
@@ -260,8 +261,13 @@ function planJson(plan: Plan, dryRun: boolean, verbose: boolean, storageStats?: 
     createdAt: plan.createdAt,
     tags: plan.tags,
     manifests: plan.manifests,
+    leftovers: plan.leftovers,
     reclaimableBytes: plan.reclaimableBytes,
     reclaimableBlobs: plan.reclaimableBlobs,
+    unreferencedBytes: plan.unreferencedBytes,
+    unreferencedBlobs: plan.unreferencedBlobs,
+    exact: plan.exact,
+    ...(verbose ? { reclaimable: plan.reclaimable ?? [], unreferenced: plan.unreferenced ?? [] } : {}),
     missing: plan.missing,
     blocked: plan.blocked,
     ...(verbose ? { kept: plan.kept } : {}),
@@ -270,7 +276,16 @@ function planJson(plan: Plan, dryRun: boolean, verbose: boolean, storageStats?: 
   };
 }
 
-function outcomesJson(report: ApplyReport) {
+/** Apply reports leftover revision dirs among manifests; they are no manifests: split them out. */
+function splitLeftovers(plan: Plan, report: ApplyReport) {
+  const keys = new Set(plan.leftovers.map((l) => `${l.repository}@${l.digest}`));
+  const isLeftover = (m: { repository: string; digest: string }) => keys.has(`${m.repository}@${m.digest}`);
+  return { manifests: report.manifests.filter((m) => !isLeftover(m)), leftovers: report.manifests.filter(isLeftover) };
+}
+
+function outcomesJson(plan: Plan, whole: ApplyReport) {
+  const { manifests: manifestOutcomes, leftovers } = splitLeftovers(plan, whole);
+  const report = { ...whole, manifests: manifestOutcomes };
   const removedTags = report.tags.filter((o) => o.result === 'removed');
   const removedManifests = report.manifests.filter((o) => o.result === 'removed');
   return {
@@ -278,6 +293,7 @@ function outcomesJson(report: ApplyReport) {
     // Literals: rest-destructured copies are dictionary-mode objects, 4x the size, 84k of them at scale.
     tags: removedTags.map((t) => ({ repository: t.repository, tag: t.tag, digest: t.digest, pushedAt: t.pushedAt, reason: t.reason })),
     manifests: removedManifests.map((m) => ({ repository: m.repository, digest: m.digest, reason: m.reason })),
+    leftovers: leftovers.map((m) => ({ repository: m.repository, digest: m.digest, reason: m.reason, result: m.result, ...(m.detail === undefined ? {} : { detail: m.detail }) })),
     notRemoved: {
       tags: report.tags.filter((o) => o.result !== 'removed'),
       manifests: report.manifests.filter((o) => o.result !== 'removed'),
@@ -314,14 +330,28 @@ function renderPlan(deps: CliDeps, plan: Plan, now: Date, verbose: boolean, dryR
   const repoCount = new Set(plan.tags.map((t) => t.repository)).size;
   out.write(
     `\n${dryRun ? 'Would remove' : 'Removing'} ${plural(plan.tags.length, 'tag')} from ${plural(repoCount, 'repository', 'repositories')} ` +
-      `and unlink ${plural(plan.manifests.length, 'manifest')}; garbage-collect will then free ${humanBytes(plan.reclaimableBytes)} ` +
-      `(${plural(plan.reclaimableBlobs, 'blob')}).\n`,
+      `and unlink ${plural(plan.manifests.length, 'manifest')}` +
+      (plan.leftovers.length > 0 ? ` (and ${plural(plan.leftovers.length, 'empty revision directory', 'empty revision directories')})` : '') +
+      `; ${gcFreeSentence(plan)}\n`,
   );
   if (dryRun) out.write('Dry run: nothing was changed. Run again without --dry-run to remove.\n');
 }
 
-function renderOutcome(deps: CliDeps, report: ApplyReport): void {
+/** What garbage-collect (without -m) frees after this run, and how much of it this run causes. */
+function gcFreeSentence(plan: Plan): string {
+  const total = plan.reclaimableBytes + plan.unreferencedBytes;
+  const blobs = plan.reclaimableBlobs + plan.unreferencedBlobs;
+  const bound = plan.exact ? '' : 'at least ';
+  return (
+    `garbage-collect will then free ${bound}${humanBytes(total)} (${plural(blobs, 'blob')})` +
+    (plan.unreferencedBlobs > 0 ? `: ${humanBytes(plan.reclaimableBytes)} because of this run, ${humanBytes(plan.unreferencedBytes)} already unreferenced` : '') +
+    (plan.exact ? '.' : ' (a lower bound: a repository not fully understood, see the warnings).')
+  );
+}
+
+function renderOutcome(deps: CliDeps, plan: Plan, whole: ApplyReport): void {
   const out = deps.stdout;
+  const report = { ...whole, manifests: splitLeftovers(plan, whole).manifests };
   const tags = countResults(report.tags);
   const manifests = countResults(report.manifests);
   for (const o of [...report.tags, ...report.manifests]) {
