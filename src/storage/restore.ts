@@ -7,7 +7,7 @@ import { storageDoor } from './door.js';
 import type { StorageFs } from './fs.js';
 import { readLink } from './links.js';
 import type { Layout } from './paths.js';
-import { createLink, exists } from './restore-ops.js';
+import { createLink as createDoorLink, exists } from './restore-ops.js';
 
 /**
  * Puts back what an audit log says was removed: revision links first, then
@@ -174,6 +174,9 @@ export async function planRestore(fs: StorageFs, lay: Layout, lines: readonly Au
   return { root: lay.root, manifests: manifests.sort(order), tags: tags.sort(order), ignored };
 }
 
+/** Creates a link file at `path` unless something is there ('exists'); `mtime` where the backend can set it. */
+export type LinkWriter = (path: string, digest: Digest, mtime?: Date) => Promise<'created' | 'exists'>;
+
 const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
 /** Executes a restore plan; each entry's outcome is a value. */
@@ -182,6 +185,8 @@ export async function applyRestore(
   lay: Layout,
   plan: RestorePlan,
   onOutcome?: (o: RestoreOutcome) => void,
+  /** How a link is created where it does not exist (default: through the door; a bucket passes its own). */
+  writeLink?: LinkWriter,
 ): Promise<{ manifests: RestoreOutcome[]; tags: RestoreOutcome[] }> {
   const emit = (d: RestoreDecision, result: RestoreResult, detail?: string): RestoreOutcome => {
     const { action: _a, reason: _r, ...entry } = d;
@@ -189,7 +194,8 @@ export async function applyRestore(
     onOutcome?.(o);
     return o;
   };
-  const door = storageDoor(fs, lay.root);
+  const door = writeLink === undefined ? storageDoor(fs, lay.root) : undefined;
+  const createLink: LinkWriter = writeLink ?? ((path, digest, mtime) => createDoorLink(door!, path, digest, mtime));
   const decided = (d: RestoreDecision): RestoreOutcome => emit(d, d.action as Exclude<RestoreDecision['action'], 'restore'>, d.reason);
 
   const manifests: RestoreOutcome[] = [];
@@ -203,8 +209,8 @@ export async function applyRestore(
     try {
       // The repository's `_layers` links for the manifest's blobs: pulls go through them.
       const parsed = parseManifest(await fs.readFile(lay.blobData(d)));
-      if (parsed.ok) for (const b of parsed.refs.blobs) await createLink(door, lay.layerLink(repo, b), b);
-      const r = await createLink(door, lay.revisionLink(repo, d), d);
+      if (parsed.ok) for (const b of parsed.refs.blobs) await createLink(lay.layerLink(repo, b), b);
+      const r = await createLink(lay.revisionLink(repo, d), d);
       manifests.push(emit(m, r === 'created' ? 'restored' : 'present'));
     } catch (err) {
       manifests.push(emit(m, 'failed', `writing ${lay.revisionLink(repo, d)}: ${message(err)}`));
@@ -227,8 +233,8 @@ export async function applyRestore(
     const pushedAt = new Date(t.pushedAt ?? 0);
     try {
       // index link first: current/link is what makes the tag visible, and it is created last, with O_EXCL.
-      await createLink(door, lay.tagIndexLink(repo, tag, d), d, pushedAt);
-      const r = await createLink(door, lay.tagCurrentLink(repo, tag), d, pushedAt);
+      await createLink(lay.tagIndexLink(repo, tag, d), d, pushedAt);
+      const r = await createLink(lay.tagCurrentLink(repo, tag), d, pushedAt);
       tags.push(r === 'created' ? emit(t, 'restored') : emit(t, 'exists', 'pushed again during restore; left as is'));
     } catch (err) {
       tags.push(emit(t, 'failed', `writing ${lay.tagCurrentLink(repo, tag)}: ${message(err)}`));

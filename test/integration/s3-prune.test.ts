@@ -7,7 +7,9 @@ import { REGPRUNE_BIN, runRegprune } from '../helpers/cli.js';
 import { expectManifestStatus, pullAndVerify, pushImage, runGarbageCollect, startRegistry, type RunningRegistry } from '../helpers/registry.js';
 import { pushSample, type Sample } from '../helpers/sample.js';
 import { setupSuite } from '../helpers/suite.js';
-import { startS3Registry, startSwift, type RunningSwift, type SwiftObject } from '../helpers/swift.js';
+import { s3StorageYaml, startS3Registry, startSwift, type RunningSwift, type SwiftObject } from '../helpers/swift.js';
+import { parseRegistryConfig, type S3StorageConfig } from '../../src/config/registry-config.js';
+import { openS3 } from '../../src/storage/s3/client.js';
 
 // prune, du and check with --config on a bucket, mirroring the filesystem: the
 // same sample pushed to a filesystem registry and to an s3 one (Swift's S3 API)
@@ -159,19 +161,56 @@ describe('prune --config on S3 (Swift), against the same sample on a filesystem'
     for (const u of sample.untagged) await pullAndVerify(s3reg.url, u.repository, u.manifest.digest);
   });
 
-  test('two overlapping runs: one holds the bucket lock, the other is refused and removes nothing', async () => {
+  test('a lock held by a run on another host refuses a run here, touching nothing; once it is gone the run goes ahead', async () => {
+    const config = parseRegistryConfig(['version: 0.1', 'storage:', ...s3StorageYaml(swift, BUCKET)].join('\n'), {}, 'config.yml') as S3StorageConfig;
+    const store = await openS3(config);
+    const key = `reg/.regprune/locks/${Date.now().toString().padStart(15, '0')}-elsewhere`;
+    try {
+      await store.put(key, `${JSON.stringify({ pid: 4242, hostname: 'replica-b.example', startedAt: '2026-11-29T03:00:00.000Z', id: 'elsewhere' })}\n`);
+      const before = listingOf(await swift.listObjects(BUCKET, 'reg/docker/'));
+      const refused = await runRegprune(['prune', 'team/app:pr-17', '--config', s3reg.configPath, '--yes', '--json'], { env: env() });
+      expect(refused.exitCode).toBe(1);
+      expect(refused.stderr).toContain('regprune: another regprune run holds the lock on s3://pruning/reg (pid 4242 on replica-b.example, started 2026-11-29T03:00:00.000Z)');
+      expect(listingOf(await swift.listObjects(BUCKET, 'reg/docker/'))).toEqual(before);
+      // Its own lock object is gone again; the other host's stays.
+      expect((await swift.listObjects(BUCKET, 'reg/.regprune/')).map((o) => o.name)).toEqual([key]);
+    } finally {
+      await store.delete(key);
+      store.close();
+    }
+  });
+
+  test('two overlapping runs: never both remove; the later is refused or finds the tag already gone', async () => {
     const args = ['prune', 'team/app:pr-17', '--config', s3reg.configPath, '--yes', '--json'];
     const [x, y] = await Promise.all([runRegprune(args, { env: env() }), runRegprune(args, { env: env() })]);
-    const codes = [x.exitCode, y.exitCode].sort();
-    expect(codes, `${x.stderr}\n${y.stderr}`).toEqual([0, 1]);
-    const loser = x.exitCode === 1 ? x : y;
-    const winner = x.exitCode === 0 ? x : y;
-    expect(loser.stderr).toMatch(/another regprune run holds the lock on s3:\/\/pruning\/reg \(pid \d+ on /);
-    expect((JSON.parse(winner.stdout) as PlanJson).results?.tags['removed']).toBe(1);
+    const outcome = (r: { exitCode: number; stdout: string; stderr: string }) =>
+      r.exitCode === 0 ? `removed ${(JSON.parse(r.stdout) as PlanJson).results?.tags['removed']}` : /another regprune run holds the lock/.test(r.stderr) ? 'refused' : r.exitCode === 1 && /MISSING|not found/.test(r.stdout + r.stderr) ? 'gone' : `exit ${r.exitCode}: ${r.stderr}`;
+    const got = [outcome(x), outcome(y)].sort();
+    expect([['refused', 'removed 1'], ['gone', 'removed 1']]).toContainEqual(got);
     expect((await swift.listObjects(BUCKET, 'reg/.regprune/')).map((o) => o.name)).toEqual([]);
     await expectManifestStatus(s3reg.url, 'team/app', 'pr-17', 404);
     const t = sample.tags.get('team/app:main-41')!;
     expect((await pullAndVerify(s3reg.url, t.repository, t.tag)).digest).toBe(t.manifest.digest);
+  });
+
+  test('restore --config puts back what a logged prune removed from the bucket', async () => {
+    const log = join(cacheDir, 'audit.log');
+    const run = await runRegprune(['prune', 'team/app:main-41', '--config', s3reg.configPath, '--yes', '--json', '--log', log], { env: env() });
+    expect(run.exitCode, run.stderr).toBe(0);
+    await expectManifestStatus(s3reg.url, 'team/app', 'main-41', 404);
+    const dry = await runRegprune(['restore', log, '--config', s3reg.configPath, '--dry-run', '--json'], { env: env() });
+    expect(dry.exitCode, dry.stderr).toBe(0);
+    const plan = JSON.parse(dry.stdout) as { root: string; tags: Array<{ tag: string; action: string }> };
+    expect(plan.root).toBe(`s3://${BUCKET}/reg`);
+    expect(plan.tags.map((t) => `${t.tag} ${t.action}`)).toEqual(['main-41 restore']);
+    const r = await runRegprune(['restore', log, '--config', s3reg.configPath, '--yes', '--json'], { env: env() });
+    expect(r.exitCode, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout) as { tags: Array<{ tag: string; result: string }>; manifests: Array<{ result: string }> };
+    expect(out.tags.map((t) => `${t.tag} ${t.result}`)).toEqual(['main-41 restored']);
+    expect(out.manifests.map((m) => m.result)).toEqual(['restored']);
+    const t = sample.tags.get('team/app:main-41')!;
+    expect((await pullAndVerify(s3reg.url, t.repository, t.tag)).digest).toBe(t.manifest.digest);
+    expect((await swift.listObjects(BUCKET, 'reg/.regprune/')).map((o) => o.name)).toEqual([]);
   });
 
   test('prune --gc local --config and gc local --config: the registry\'s garbage-collect runs on the bucket with the same file and frees the predicted bytes', async () => {

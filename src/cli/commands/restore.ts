@@ -8,10 +8,14 @@ import { applyRestore, planRestore, type RestoreDecision, type RestoreOutcome, t
 import { EXIT, type CliDeps, type ExitCode } from '../deps.js';
 import { addRootOption } from '../options.js';
 import { plural, table } from '../render.js';
-import { Reporter, json, openStorage } from '../session.js';
+import { Reporter, json } from '../session.js';
+import { addConfigOption, openDriver } from '../backend.js';
+import { acquireS3Lock } from '../../storage/s3/lock.js';
+import { s3LinkWriter } from '../../storage/s3/apply.js';
 
 interface RestoreOptions {
   root?: string;
+  config?: string;
   run?: string[];
   dryRun?: boolean;
   yes?: boolean;
@@ -27,7 +31,7 @@ export function restoreCommand(deps: CliDeps, done: (code: ExitCode) => void): C
     .description('put back the tags and manifests an audit log (--log) says were removed, while their blobs still exist')
     .argument('<log>', 'audit log written by prune --log')
     .usage('LOG [--dry-run | --yes] [--root DIR] [--run ID]');
-  addRootOption(cmd)
+  addConfigOption(addRootOption(cmd))
     .option('--run <id>', 'only the lines of this run (the "run" field; repeatable); default: every run in the log', collect)
     .option('-n, --dry-run', 'show what would be put back and what cannot; change nothing')
     .option('-y, --yes', 'restore without asking (needed when not on a terminal)')
@@ -65,32 +69,35 @@ export function restoreCommand(deps: CliDeps, done: (code: ExitCode) => void): C
 
     // The root comes from the command line or the environment, never from the log: a crafted
     // or moved log must not choose where regprune writes.
-    if (opts.root === undefined && deps.env.REGPRUNE_ROOT === undefined) {
+    if (opts.root === undefined && opts.config === undefined && deps.env.REGPRUNE_ROOT === undefined) {
       const roots = [...new Set(removals.map((l) => l.root))];
       throw new UsageError('restore needs the storage root: pass --root DIR (or set REGPRUNE_ROOT)', {
         hint: roots.length === 0 ? undefined : `the log names ${roots.join(', ')}`,
       });
     }
     if (opts.log !== undefined) await AppendOnlyFile.check(deps.fs, isAbsolute(opts.log) ? opts.log : resolve(deps.cwd, opts.log), '--log');
-    const lay = await openStorage(opts, deps);
-    const mine = removals.filter((l) => l.root === lay.root);
+    const driver = await openDriver(opts, deps);
+    const lay = driver.layout;
+    // A bucket's runs are logged with its location (s3://bucket/root).
+    const root = driver.location;
+    const mine = removals.filter((l) => l.root === root);
     if (removals.length > 0 && mine.length === 0) {
-      throw new UsageError(`${logPath} has no removals on ${lay.root} (it is about ${[...new Set(removals.map((l) => l.root))].join(', ')})`);
+      driver.close();
+      throw new UsageError(`${logPath} has no removals on ${root} (it is about ${[...new Set(removals.map((l) => l.root))].join(', ')})`);
     }
 
     const now = deps.now();
-    const lock = dryRun
-      ? undefined
-      : await acquireLock(deps.fs, lay, { pid: deps.pid, hostname: deps.run.hostname, now, isAlive: (pid) => deps.run.isAlive(pid) });
+    const host = { pid: deps.pid, hostname: deps.run.hostname, now, isAlive: (pid: number) => deps.run.isAlive(pid) };
+    const lock = dryRun ? undefined : driver.kind === 's3' ? await acquireS3Lock(driver, host) : await acquireLock(deps.fs, lay, host);
     try {
       if (lock?.tookOver !== undefined) reporter.note(`note: took over a stale lock on ${lay.root} (pid ${lock.tookOver.pid}: that process is gone)`);
       if (lock?.tookOverHalfWritten === true) reporter.note(`note: took over an empty or cut-short lock file on ${lay.root} (left by a crash or a full disk)`);
-      const plan = await planRestore(deps.fs, lay, mine);
+      const plan = await planRestore(driver.fs, lay, mine);
       for (const i of plan.ignored) reporter.note(`warning: ${logPath}: ${i} is not a valid name or digest; ignored`);
       const todo = [...plan.manifests, ...plan.tags].filter((d) => d.action === 'restore').length;
       const refused = [...plan.manifests, ...plan.tags].filter((d) => d.action === 'refused').length;
       if (dryRun || todo === 0) {
-        if (opts.json === true) json(deps, { version: 1, root: lay.root, log: logPath, dryRun, manifests: plan.manifests, tags: plan.tags });
+        if (opts.json === true) json(deps, { version: 1, root, log: logPath, dryRun, manifests: plan.manifests, tags: plan.tags });
         else renderPlan(deps, plan, dryRun);
         done(refused > 0 ? EXIT.failure : EXIT.ok);
         return;
@@ -105,20 +112,27 @@ export function restoreCommand(deps: CliDeps, done: (code: ExitCode) => void): C
       }
       let audit: AuditLog | undefined;
       if (opts.log !== undefined) {
-        audit = new AuditLog(deps.fs, isAbsolute(opts.log) ? opts.log : resolve(deps.cwd, opts.log), { root: lay.root, run: `${now.getTime()}-${deps.pid}` }, deps.now);
+        audit = new AuditLog(deps.fs, isAbsolute(opts.log) ? opts.log : resolve(deps.cwd, opts.log), { root, run: `${now.getTime()}-${deps.pid}` }, deps.now);
         await audit.open();
       }
-      const result = await applyRestore(deps.fs, lay, plan, (o) => {
-        if (audit === undefined || o.result !== 'restored') return;
-        audit.write({ action: o.kind === 'tag' ? 'restore-tag' : 'restore-manifest', repository: o.repository, tag: o.tag, digest: o.digest, pushedAt: o.pushedAt, reason: `restored from ${logPath}` });
-      });
+      const result = await applyRestore(
+        driver.fs,
+        lay,
+        plan,
+        (o) => {
+          if (audit === undefined || o.result !== 'restored') return;
+          audit.write({ action: o.kind === 'tag' ? 'restore-tag' : 'restore-manifest', repository: o.repository, tag: o.tag, digest: o.digest, pushedAt: o.pushedAt, reason: `restored from ${logPath}` });
+        },
+        driver.kind === 's3' ? s3LinkWriter(driver) : undefined,
+      );
       await audit?.flush();
       const all = [...result.manifests, ...result.tags];
-      if (opts.json === true) json(deps, { version: 1, root: lay.root, log: logPath, dryRun: false, manifests: result.manifests, tags: result.tags });
+      if (opts.json === true) json(deps, { version: 1, root, log: logPath, dryRun: false, manifests: result.manifests, tags: result.tags });
       else renderOutcome(deps, result.manifests, result.tags);
       done(all.some((o) => o.result === 'failed' || o.result === 'refused') ? EXIT.failure : EXIT.ok);
     } finally {
       await lock?.release();
+      driver.close();
     }
   });
 }

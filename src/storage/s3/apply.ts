@@ -330,3 +330,20 @@ export async function applyPlanS3(input: ApplyS3Input): Promise<ApplyReport> {
   else await store.delete(journalKey);
   return { tags: results.flatMap((r) => r.tags), manifests, trashFinished: input.finished ?? 0 };
 }
+
+/**
+ * Restore's link writer on a bucket: creates the object unless one is there.
+ * Without conditional writes (Swift answers 501) a push between the HEAD and
+ * the PUT could be overwritten with the same kind of link; restore runs under
+ * the bucket's lock, and a tag pushed meanwhile names the digest it pushed.
+ * LastModified cannot be set: a restored tag's push time is the restore's.
+ */
+export function s3LinkWriter(driver: StorageDriver): (path: string, digest: Digest) => Promise<'created' | 'exists'> {
+  const { store, key } = s3Parts(driver);
+  return async (path, digest) => {
+    const k = key(path);
+    if ((await store.head(k)) !== undefined) return 'exists';
+    await store.put(k, digest);
+    return 'created';
+  };
+}

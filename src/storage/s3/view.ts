@@ -164,7 +164,7 @@ function sha256Hex(data: Uint8Array): string {
   return createHash('sha256').update(data).digest('hex');
 }
 
-/** Opens the view: lists the tree and regprune's state prefix once. */
+/** Opens the view: the tree and regprune's state prefix are listed once, on first use. */
 export async function openS3View(store: ObjectStore, rootPrefix: string, options: OpenS3ViewOptions = {}): Promise<S3View> {
   let snap = new Snapshot();
   const root = rootPrefix === '' ? '/' : `/${rootPrefix.replace(/\/$/, '')}`;
@@ -181,7 +181,9 @@ export async function openS3View(store: ObjectStore, rootPrefix: string, options
     next.sort();
     snap = next;
   };
-  await load();
+  // Listed on first use: a run that takes a lock first plans from a listing made under it.
+  let loaded: Promise<void> | undefined;
+  const ready = () => (loaded ??= load());
 
   let linksProven = 0;
   let linksRead = 0;
@@ -253,6 +255,7 @@ export async function openS3View(store: ObjectStore, rootPrefix: string, options
   const isBlobData = (k: string) => k.startsWith(blobsKeyPrefix) && k.endsWith(`/${DATA}`);
 
   const read = async (path: string): Promise<Uint8Array> => {
+    await ready();
     const k = key(path);
     const i = snap.find(k);
     // A manifest pushed since the listing (a tag pushed during apply names it): read it live.
@@ -273,6 +276,7 @@ export async function openS3View(store: ObjectStore, rootPrefix: string, options
   const fs = readOnlyFs(
     {
       readdir: async (path) => {
+        await ready();
         const k = key(path);
         const prefix = k === '' ? '' : `${k}/`;
         const entries = snap.children(prefix);
@@ -281,6 +285,7 @@ export async function openS3View(store: ObjectStore, rootPrefix: string, options
         throw enoent('scandir', path);
       },
       lstat: async (path) => {
+        await ready();
         const k = key(path);
         const i = snap.find(k);
         if (i >= 0) return fileStats(snap.sizes[i] as number, snap.mtimes[i] as number);
@@ -309,6 +314,9 @@ export async function openS3View(store: ObjectStore, rootPrefix: string, options
     layout: lay,
     key,
     stats: () => ({ keys: snap.keys.length, linksProven, linksRead, manifestsFetched, manifestsCached }),
-    refresh: load,
+    refresh: async () => {
+      loaded = load();
+      await loaded;
+    },
   };
 }
