@@ -1,5 +1,5 @@
 import { execa } from 'execa';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, test } from 'vitest';
@@ -129,6 +129,23 @@ describe('prune --config on S3 (Swift), against the same sample on a filesystem'
     const checkS3 = await runRegprune(['check', '--config', s3reg.configPath, '--json'], { env: env() });
     expect(checkS3.exitCode, checkS3.stdout).toBe(0);
     expect((JSON.parse(checkS3.stdout) as { ok: boolean }).ok).toBe(true);
+  });
+
+  test('prune --policy --config --dry-run: the same plan as on the filesystem (policy selections, untagged manifests)', async () => {
+    const policy = join(cacheDir, 'policy.yaml');
+    await writeFile(
+      policy,
+      ['rules:', '  - repositories: ["i1"]', '    tags: ["T1*"]', '    keep: ["T13"]', '    untagged: true', '  - repositories: ["team/**"]', '    tags: ["pr-*", "main-*"]', ''].join('\n'),
+    );
+    const onFs = await runRegprune(['prune', '--policy', policy, '--root', fsreg.root, '--dry-run', '--json']);
+    const onS3 = await runRegprune(['prune', '--policy', policy, '--config', s3reg.configPath, '--dry-run', '--json'], { env: env() });
+    expect(onFs.exitCode, onFs.stderr).toBe(0);
+    expect(onS3.exitCode, onS3.stderr).toBe(0);
+    const a = JSON.parse(onFs.stdout) as PlanJson;
+    const b = JSON.parse(onS3.stdout) as PlanJson;
+    expect(b.tags.map((t) => `${t.repository}:${t.tag}`).sort()).toEqual(['i1:T11', 'i1:T12', 'team/app:main-41', 'team/app:main-42', 'team/app:pr-17']);
+    expect(b.manifests.some((m) => m.reason.includes('untagged'))).toBe(true);
+    expect(comparable(b)).toEqual(comparable(a));
   });
 
   test('the seed applied on the bucket: exactly those tags go; garbage-collect frees the predicted bytes; everything kept pulls after a restart', async () => {
