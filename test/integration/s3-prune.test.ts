@@ -178,7 +178,7 @@ describe('prune --config on S3 (Swift), against the same sample on a filesystem'
     for (const u of sample.untagged) await pullAndVerify(s3reg.url, u.repository, u.manifest.digest);
   });
 
-  test('a lock held by a run on another host refuses a run here, touching nothing; once it is gone the run goes ahead', async () => {
+  test('a lock held by a run on another host refuses a run here, which touches nothing and leaves that lock alone', async () => {
     const config = parseRegistryConfig(['version: 0.1', 'storage:', ...s3StorageYaml(swift, BUCKET)].join('\n'), {}, 'config.yml') as S3StorageConfig;
     const store = await openS3(config);
     const key = `reg/.regprune/locks/${Date.now().toString().padStart(15, '0')}-elsewhere`;
