@@ -340,9 +340,13 @@ describe('pushes while prune applies its plan', () => {
     240_000,
   );
 
-  test('across the seeds, pushes overlapped the apply phase', () => {
-    // Guards the test itself: if no push ever landed while apply ran, nothing above was exercised.
+  test('across the seeds, pushes overlapped the apply phase and reached the re-checks', () => {
+    // Guards the test itself: if no push ever landed while apply ran, or none was caught by a
+    // re-check (a tag or manifest left in place as `changed`), nothing above was exercised.
+    console.log(`concurrent totals: ${JSON.stringify(totals)}`);
     expect(totals.ops).toBeGreaterThan(0);
     expect(totals.duringApply).toBeGreaterThan(0);
+    expect(totals.changedTags, 'a re-pushed planned tag caught by the tag re-check').toBeGreaterThan(0);
+    expect(totals.changedManifests, 'a rescued manifest caught by the manifest re-check').toBeGreaterThan(0);
   });
 });
