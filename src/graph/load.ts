@@ -44,7 +44,14 @@ export interface RepoManifests {
    * manifest of it is removed, and all its linked layers count as referenced.
    */
   opaque: string | undefined;
-  /** For opaque repositories: the blobs linked under `_layers` (what its manifests might reference). */
+  /**
+   * Set when what garbage-collect marks in this repository cannot be known
+   * exactly (a manifest not understood, a bad revision link, a symlink). A
+   * revision whose manifest blob is gone is opaque but not this: garbage-collect
+   * skips it, marking nothing.
+   */
+  marksUnknown: string | undefined;
+  /** Where marks are unknown: the blobs linked under `_layers` (what its manifests might reference). */
   linkedLayers: readonly Digest[];
 }
 
@@ -382,6 +389,7 @@ export async function loadRepoManifests(
       const revisions = new Set<Digest>();
       const leftovers: Digest[] = [];
       let opaque = listed.problem;
+      let marksUnknown = listed.problem;
       const links = await mapLimit(listed.digests, 16, (d) => io.run(() => readLink(fs, lay.revisionLink(repository, d))));
       listed.digests.forEach((d, i) => {
         const link = links[i] as Awaited<ReturnType<typeof readLink>>;
@@ -395,6 +403,7 @@ export async function loadRepoManifests(
         else if (link.digest !== d) problem = `revision link names ${link.digest}, not ${d}`;
         if (problem === undefined) return;
         opaque ??= `revision ${d}: ${problem}`;
+        marksUnknown ??= opaque;
         warn({
           code: link.ok ? 'bad-link' : link.warning.code,
           path: lay.revisionLink(repository, d),
@@ -407,6 +416,7 @@ export async function loadRepoManifests(
         const e = cache.peek(d);
         if (e === undefined || e.ok) continue;
         opaque ??= `manifest ${d}: ${e.problem}`;
+        if (!e.missing) marksUnknown ??= opaque;
         if (!warned.has(d)) {
           warned.add(d);
           warn({
@@ -417,8 +427,8 @@ export async function loadRepoManifests(
         }
       }
       let linkedLayers: Digest[] = [];
-      if (opaque !== undefined) linkedLayers = (await listDigestDirs(fs, io, lay.layers(repository), warn)).digests;
-      repos.set(repository, { repository, revisions, leftovers, opaque, linkedLayers });
+      if (marksUnknown !== undefined) linkedLayers = (await listDigestDirs(fs, io, lay.layers(repository), warn)).digests;
+      repos.set(repository, { repository, revisions, leftovers, opaque, marksUnknown, linkedLayers });
     },
   );
   options.onProgress?.({ manifests: cache.reads });

@@ -148,7 +148,7 @@ export async function buildPlan(input: BuildPlanInput): Promise<Plan> {
   // before the loop below marks repositories with unreadable tags (tags do not
   // change what garbage-collect without -m marks).
   const exact =
-    [...repos.values()].every((r) => r.opaque === undefined) &&
+    [...repos.values()].every((r) => r.marksUnknown === undefined) &&
     !warnings.some((w) => w.code === 'bad-name' || w.code === 'symlink' || w.code === 'unreadable' || w.code === 'unexpected');
   for (const name of [...affected].sort()) {
     const record = byName.get(name);

@@ -106,7 +106,7 @@ export function pruneCommand(deps: CliDeps, done: (code: ExitCode) => void): Com
       const gc = await session.collect();
       const failed = [...report.tags, ...report.manifests].some((o) => o.result === 'failed');
       if (failed) code = worse(code, EXIT.failure);
-      if (opts.json === true) json(deps, { ...planJson(plan, false, opts.verbose === true), ...outcomesJson(report), ...(gc === undefined ? {} : { gc: gcJson(gc) }) });
+      if (opts.json === true) json(deps, { ...planJson(plan, false, opts.verbose === true), ...outcomesJson(plan, report), ...(gc === undefined ? {} : { gc: gcJson(gc) }) });
       else renderOutcome(deps, plan, report, gc !== undefined);
       if (gc !== undefined) code = worse(code, renderGc(deps, session, gc, opts.json === true));
       done(code);
@@ -150,7 +150,16 @@ function planJson(plan: Plan, dryRun: boolean, verbose: boolean) {
   };
 }
 
-function outcomesJson(report: ApplyReport) {
+/** Apply reports leftover revision dirs among manifests; they are no manifests: split them out. */
+function splitLeftovers(plan: Plan, report: ApplyReport) {
+  const keys = new Set(plan.leftovers.map((l) => `${l.repository}@${l.digest}`));
+  const isLeftover = (m: { repository: string; digest: string }) => keys.has(`${m.repository}@${m.digest}`);
+  return { manifests: report.manifests.filter((m) => !isLeftover(m)), leftovers: report.manifests.filter(isLeftover) };
+}
+
+function outcomesJson(plan: Plan, whole: ApplyReport) {
+  const { manifests: manifestOutcomes, leftovers } = splitLeftovers(plan, whole);
+  const report = { ...whole, manifests: manifestOutcomes };
   const removedTags = report.tags.filter((o) => o.result === 'removed');
   const removedManifests = report.manifests.filter((o) => o.result === 'removed');
   return {
@@ -158,6 +167,7 @@ function outcomesJson(report: ApplyReport) {
     // Literals: rest-destructured copies are dictionary-mode objects, 4x the size, 84k of them at scale.
     tags: removedTags.map((t) => ({ repository: t.repository, tag: t.tag, digest: t.digest, pushedAt: t.pushedAt, reason: t.reason })),
     manifests: removedManifests.map((m) => ({ repository: m.repository, digest: m.digest, reason: m.reason })),
+    leftovers: leftovers.map((m) => ({ repository: m.repository, digest: m.digest, reason: m.reason, result: m.result, ...(m.detail === undefined ? {} : { detail: m.detail }) })),
     notRemoved: {
       tags: report.tags.filter((o) => o.result !== 'removed'),
       manifests: report.manifests.filter((o) => o.result !== 'removed'),
@@ -217,8 +227,9 @@ function gcFreeSentence(plan: Plan): string {
   );
 }
 
-function renderOutcome(deps: CliDeps, plan: Plan, report: ApplyReport, gcRan = false): void {
+function renderOutcome(deps: CliDeps, plan: Plan, whole: ApplyReport, gcRan = false): void {
   const out = deps.stdout;
+  const report = { ...whole, manifests: splitLeftovers(plan, whole).manifests };
   const tags = countResults(report.tags);
   const manifests = countResults(report.manifests);
   for (const o of [...report.tags, ...report.manifests]) {
