@@ -221,6 +221,7 @@ export function renderExplain(deps: CliDeps, p: PreparedPolicy, plan: Plan, now:
     plan.tags.length === 0 && plan.manifests.length === 0
       ? 'Nothing to remove'
       : `Would remove ${plural(plan.tags.length, 'tag')} from ${plural(repoCount, 'repository', 'repositories')} and unlink ${plural(plan.manifests.length, 'manifest')}; ` +
-        `garbage-collect would then free ${humanBytes(plan.reclaimableBytes)}`;
+        `garbage-collect would then free ${plan.exact ? '' : 'at least '}${humanBytes(plan.reclaimableBytes + plan.unreferencedBytes)}` +
+        (plan.unreferencedBlobs > 0 ? `, ${humanBytes(plan.reclaimableBytes)} of it because of this run` : '');
   out.write(`\n${what} (policy ${p.file}, ${plural(p.policy.rules.length, 'rule')}).\n${opts.dryRun ? 'Dry run: nothing was changed.\n' : ''}`);
 }

@@ -5,7 +5,7 @@ import { isDigest } from '../model/names.js';
 import type { StorageFs } from '../storage/fs.js';
 import { DATA, type Layout } from '../storage/paths.js';
 import type { WarningSink } from '../storage/warnings.js';
-import { limiter, mapLimit } from '../util/limit.js';
+import { limiter, mapLimit, type Limiter } from '../util/limit.js';
 
 /**
  * The total size of the `data` files of `digests`, taken one at a time from
@@ -47,6 +47,16 @@ export async function totalBlobSizes(
   return total;
 }
 
+/** The entries of `dir`; none when it is not there, and a warning when it cannot be read. */
+async function listOrWarn(fs: StorageFs, io: Limiter, dir: string, warn: WarningSink) {
+  try {
+    return await io.run(() => fs.readdir(dir, { withFileTypes: true }));
+  } catch (err) {
+    if (errnoCode(err) !== 'ENOENT') warn({ code: 'unreadable', path: dir, message: `cannot list directory: ${(err as Error).message}` });
+    return [];
+  }
+}
+
 /**
  * Every blob in the store with its size: `blobs/sha256/<xx>/<hex>/data`.
  * A blob dir without `data` is reported and left out.
@@ -55,14 +65,7 @@ export async function walkBlobStore(fs: StorageFs, lay: Layout, warn: WarningSin
   const io = limiter(concurrency);
   const out = new Map<Digest, number>();
   const shardsDir = lay.blobShards();
-  const list = async (dir: string) => {
-    try {
-      return await io.run(() => fs.readdir(dir, { withFileTypes: true }));
-    } catch (err) {
-      if (errnoCode(err) !== 'ENOENT') warn({ code: 'unreadable', path: dir, message: `cannot list directory: ${(err as Error).message}` });
-      return [];
-    }
-  };
+  const list = (dir: string) => listOrWarn(fs, io, dir, warn);
   const shards = await list(shardsDir);
   await mapLimit(
     shards,
@@ -113,14 +116,7 @@ export async function sweepableBlobs(
   const io = limiter(concurrency);
   const total = { bytes: 0, blobs: 0 };
   const shardsDir = lay.blobShards();
-  const list = async (dir: string) => {
-    try {
-      return await io.run(() => fs.readdir(dir, { withFileTypes: true }));
-    } catch (err) {
-      if (errnoCode(err) !== 'ENOENT') warn({ code: 'unreadable', path: dir, message: `cannot list directory: ${(err as Error).message}` });
-      return [];
-    }
-  };
+  const list = (dir: string) => listOrWarn(fs, io, dir, warn);
   for (const shard of await list(shardsDir)) {
     if (!shard.isDirectory()) continue;
     const entries = (await list(posix.join(shardsDir, shard.name))).filter((e) => {

@@ -3,7 +3,7 @@ import { errnoCode } from '../model/errors.js';
 import type { Digest, RepositoryName } from '../model/names.js';
 import { isDigest } from '../model/names.js';
 import type { StorageFs } from '../storage/fs.js';
-import { readLink } from '../storage/links.js';
+import { EMPTY_LINK, readLink } from '../storage/links.js';
 import type { Layout } from '../storage/paths.js';
 import type { WarningCode, WarningSink } from '../storage/warnings.js';
 import { limiter, mapLimit, type Limiter } from '../util/limit.js';
@@ -390,7 +390,17 @@ export async function loadRepoManifests(
       const leftovers: Digest[] = [];
       let opaque = listed.problem;
       let marksUnknown = listed.problem;
-      const links = await mapLimit(listed.digests, 16, (d) => io.run(() => readLink(fs, lay.revisionLink(repository, d))));
+      const readRevisionLink = async (d: Digest) => {
+        let link = await io.run(() => readLink(fs, lay.revisionLink(repository, d)));
+        // Every manifest PUT rewrites the revision link (truncate, then write): one caught
+        // empty during a push is usually whole a moment later.
+        for (let attempt = 0; !link.ok && link.warning.message === EMPTY_LINK && attempt < 5; attempt++) {
+          await new Promise((resolve) => setTimeout(resolve, 20 * (attempt + 1)));
+          link = await io.run(() => readLink(fs, lay.revisionLink(repository, d)));
+        }
+        return link;
+      };
+      const links = await mapLimit(listed.digests, 16, readRevisionLink);
       listed.digests.forEach((d, i) => {
         const link = links[i] as Awaited<ReturnType<typeof readLink>>;
         if (!link.ok && link.warning.code === 'missing-link') {

@@ -1,6 +1,6 @@
 import type { Digest } from '../model/names.js';
 import { isDigest } from '../model/names.js';
-import { GoJsonError, decodeInto, elements, parseGoJson, zero, type GoStruct, type GoType, type JsonValue } from './gojson.js';
+import { GoJsonError, decodeGo, decodePlain, elements, parseGoJson, parsePlainJson, type GoStruct, type GoType } from './gojson.js';
 
 export const MEDIA = {
   dockerManifest: 'application/vnd.docker.distribution.manifest.v2+json',
@@ -55,6 +55,7 @@ const SUBJECT: GoType = { k: 'ptr', to: DESCRIPTOR };
 const VERSIONED_T: GoType = { k: 'struct', fields: VERSIONED };
 const IMAGE: GoType = { k: 'struct', fields: { ...VERSIONED, config: DESCRIPTOR, layers: { k: 'slice', of: DESCRIPTOR }, annotations: ANNOTATIONS, subject: SUBJECT } };
 const LIST: GoType = { k: 'struct', fields: { ...VERSIONED, manifests: { k: 'slice', of: LIST_ENTRY }, subject: SUBJECT } };
+const FSLAYER: GoType = { k: 'struct', fields: { blobSum: S } };
 const SCHEMA1: GoType = {
   k: 'struct',
   fields: {
@@ -62,7 +63,7 @@ const SCHEMA1: GoType = {
     name: S,
     tag: S,
     architecture: S,
-    fsLayers: { k: 'slice', of: { k: 'struct', fields: { blobSum: S } } },
+    fsLayers: { k: 'slice', of: FSLAYER },
     history: { k: 'slice', of: { k: 'struct', fields: { v1Compatibility: S } } },
   },
 };
@@ -82,12 +83,12 @@ function digestOf(desc: GoStruct, field: string, where: string): Digest | undefi
   return d;
 }
 
-function descriptors(list: unknown, where: string): Array<{ digest: Digest; foreign: boolean }> {
+function descriptors(list: unknown, of: GoType, where: string): Array<{ digest: Digest; foreign: boolean }> {
   const out: Array<{ digest: Digest; foreign: boolean }> = [];
-  elements(list).forEach((e, i) => {
+  elements(list, of).forEach((e, i) => {
     const desc = e as GoStruct;
     const digest = digestOf(desc, 'digest', `${where}[${i}]`);
-    if (digest !== undefined) out.push({ digest, foreign: elements(desc.urls).length > 0 });
+    if (digest !== undefined) out.push({ digest, foreign: elements(desc.urls, S).length > 0 });
   });
   return out;
 }
@@ -96,14 +97,39 @@ function subjectOf(doc: GoStruct): Digest | undefined {
   return doc.subject === null ? undefined : digestOf(doc.subject as GoStruct, 'digest', 'subject');
 }
 
-function decode(root: JsonValue, t: GoType): GoStruct {
-  return decodeInto(root, t, zero(t), '') as GoStruct;
+/** A manifest read once, decoded into the registry's struct types as needed. */
+interface Doc {
+  decode(t: GoType): GoStruct;
+  /** Has a top-level `signatures` key (schema1 as pushed). */
+  readonly signed: boolean;
 }
 
-function image(mediaType: string, root: JsonValue): ManifestRefs {
-  const doc = decode(root, IMAGE);
+/** Every field name read, lowercase -> spelling: the keys that decide whether JSON.parse reads what Go reads. */
+const KNOWN = new Map<string, string>();
+for (const t of [IMAGE, LIST, SCHEMA1, LIST_ENTRY, DESCRIPTOR, PLATFORM]) {
+  const visit = (x: GoType): void => {
+    if (x.k === 'struct') for (const [name, f] of Object.entries(x.fields)) { KNOWN.set(name.toLowerCase(), name); visit(f); }
+    else if (x.k === 'ptr') visit(x.to);
+    else if (x.k === 'slice') visit(x.of);
+  };
+  visit(t);
+}
+
+/** Parses with Go's syntax rules; the native parser where it provably agrees (see parsePlainJson). */
+export function readDoc(bytes: Uint8Array, exactOnly = false): Doc {
+  const fast = exactOnly ? undefined : parsePlainJson(bytes, KNOWN);
+  if (fast !== undefined) {
+    const v = fast.value;
+    return { decode: (t) => decodePlain(v, t) as GoStruct, signed: typeof v === 'object' && v !== null && !Array.isArray(v) && Object.hasOwn(v, 'signatures') };
+  }
+  const root = parseGoJson(bytes);
+  return { decode: (t) => decodeGo(root, t) as GoStruct, signed: root.t === 'object' && root.members.some(([k]) => k === 'signatures') };
+}
+
+function image(mediaType: string, root: Doc): ManifestRefs {
+  const doc = root.decode(IMAGE);
   const config = digestOf(doc.config as GoStruct, 'digest', 'config');
-  const layers = descriptors(doc.layers, 'layers');
+  const layers = descriptors(doc.layers, DESCRIPTOR, 'layers');
   const foreign = layers.filter((l) => l.foreign).map((l) => l.digest);
   return {
     kind: 'image',
@@ -116,17 +142,17 @@ function image(mediaType: string, root: JsonValue): ManifestRefs {
 }
 
 function index(mediaType: string, doc: GoStruct): ManifestRefs {
-  return { kind: 'index', mediaType, blobs: [], children: descriptors(doc.manifests, 'manifests').map((c) => c.digest), subject: subjectOf(doc) };
+  return { kind: 'index', mediaType, blobs: [], children: descriptors(doc.manifests, LIST_ENTRY, 'manifests').map((c) => c.digest), subject: subjectOf(doc) };
 }
 
 /**
  * 2.8 stores schema1 as the payload without signatures and signs it again on
  * every read; what garbage-collect marks is the fsLayers of the stored bytes.
  */
-function schema1(root: JsonValue): ManifestRefs {
-  const doc = decode(root, SCHEMA1);
-  const blobs = elements(doc.fsLayers).flatMap((l, i) => digestOf(l as GoStruct, 'blobSum', `fsLayers[${i}].blobSum`) ?? []);
-  const signed = doc.mediaType === MEDIA.schema1Signed || (root.t === 'object' && root.members.some(([k]) => k === 'signatures'));
+function schema1(root: Doc): ManifestRefs {
+  const doc = root.decode(SCHEMA1);
+  const blobs = elements(doc.fsLayers, FSLAYER).flatMap((l, i) => digestOf(l as GoStruct, 'blobSum', `fsLayers[${i}].blobSum`) ?? []);
+  const signed = doc.mediaType === MEDIA.schema1Signed || root.signed;
   return { kind: 'schema1', mediaType: signed ? MEDIA.schema1Signed : MEDIA.schema1, blobs, children: [], subject: undefined };
 }
 
@@ -139,16 +165,16 @@ function schema1(root: JsonValue): ManifestRefs {
  * regprune cannot be sure about is a problem, not a guess: the caller keeps
  * such a manifest and everything it might reference.
  */
-export function parseManifest(content: Uint8Array | string): ParsedManifest {
-  let root: JsonValue;
+export function parseManifest(content: Uint8Array | string, exactOnly = false): ParsedManifest {
+  let root: Doc;
   try {
-    root = parseGoJson(typeof content === 'string' ? Buffer.from(content, 'utf8') : content);
+    root = readDoc(typeof content === 'string' ? Buffer.from(content, 'utf8') : content, exactOnly);
   } catch {
     return { ok: false, problem: 'manifest is not JSON', refused: true };
   }
   let mediaType = 'manifest';
   try {
-    const versioned = decode(root, VERSIONED_T);
+    const versioned = root.decode(VERSIONED_T);
     mediaType = versioned.mediaType as string;
     const schemaVersion = versioned.schemaVersion as bigint;
     if (schemaVersion === 1n) return { ok: true, refs: schema1(root) };
@@ -159,10 +185,10 @@ export function parseManifest(content: Uint8Array | string): ParsedManifest {
         return { ok: true, refs: image(mediaType, root) };
       case MEDIA.dockerList:
       case MEDIA.ociIndex:
-        return { ok: true, refs: index(mediaType, decode(root, LIST)) };
+        return { ok: true, refs: index(mediaType, root.decode(LIST)) };
       case '': {
         // An index if `manifests` is there and not null; the registry itself crashes when it does not decode.
-        const list = decode(root, LIST);
+        const list = root.decode(LIST);
         if (list.manifests !== null) return { ok: true, refs: index(MEDIA.ociIndex, list) };
         return { ok: true, refs: image(MEDIA.ociManifest, root) };
       }

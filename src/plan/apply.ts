@@ -246,6 +246,10 @@ export async function applyPlan(input: ApplyInput): Promise<ApplyReport> {
           continue;
         }
         const linkMtime = await mtimeOf(lay.revisionLink(repo, d));
+        if (linkMtime !== undefined && leftovers.has(`${repo}@${d}`)) {
+          out.push(emitManifest(m, 'changed', 'its revision link was written since the plan (a push); left in place'));
+          continue;
+        }
         const trashed = await trash.take(lay.revision(repo, d));
         if (trashed === undefined) out.push(emitManifest(m, 'missing'));
         else taken.push({ m, d, trashed, linkMtime });
@@ -283,7 +287,9 @@ export async function applyPlan(input: ApplyInput): Promise<ApplyReport> {
   };
 
   const tagsByRepo = groupBy(plan.tags, (t) => t.repository);
-  // Revision dirs without a link go the same way (plans from before version 1.1 have none).
+  // Revision dirs without a link go the same way (plans from before version 1.1 have none);
+  // one whose link has appeared since is a manifest being pushed.
+  const leftovers = new Set((plan.leftovers ?? []).map((l) => `${l.repository}@${l.digest}`));
   const manifestsByRepo = groupBy([...plan.manifests, ...(plan.leftovers ?? [])], (m) => m.repository);
   const repoNames = [...new Set([...tagsByRepo.keys(), ...manifestsByRepo.keys()])].sort();
 

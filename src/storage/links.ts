@@ -8,9 +8,12 @@ export type LinkRead =
   | { readonly ok: true; readonly digest: Digest; readonly mtimeMs: number }
   | { readonly ok: false; readonly warning: StorageWarning };
 
+/** The problem of a link caught between the registry's truncate and write. */
+export const EMPTY_LINK = 'empty link file';
+
 /** Why the bytes of a link file are not a link the registry can use. */
 export function linkProblem(text: string): string | undefined {
-  if (text.length === 0) return 'empty link file';
+  if (text.length === 0) return EMPTY_LINK;
   if (isDigest(text)) return undefined;
   if (/[\r\n]$/.test(text) && isDigest(text.trimEnd())) {
     return 'link ends with a newline (garbage-collect aborts on it: invalid checksum digest length)';

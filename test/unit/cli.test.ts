@@ -187,6 +187,25 @@ describe('regprune prune: bad arguments exit 2, name the argument, touch nothing
 });
 
 describe('regprune prune --dry-run', () => {
+  it('says the total garbage-collect frees and how much this run causes; --verbose --json lists the digests', async () => {
+    const { reg, t12 } = tree();
+    // An aborted push: a blob nothing references, which the same garbage-collect sweeps.
+    const stray = Buffer.alloc(3000, 7);
+    const { createHash } = await import('node:crypto');
+    const strayDigest = `sha256:${createHash('sha256').update(stray).digest('hex')}` as never;
+    reg.write(reg.lay.blobData(strayDigest), stray);
+    const r = await cli(reg, ['prune', '--root', ROOT, '--dry-run', 'i1:T12']);
+    expect(r.stdout).toContain(
+      `garbage-collect will then free ${kib(ownBytes(t12) + 3000)} (4 blobs): ${kib(ownBytes(t12))} because of this run, ${kib(3000)} already unreferenced.\n`,
+    );
+    const j = await cli(reg, ['prune', '--root', ROOT, '--dry-run', '--json', '--verbose', 'i1:T12']);
+    const plan = JSON.parse(j.stdout) as { exact: boolean; unreferencedBytes: number; unreferencedBlobs: number; reclaimable: Array<{ digest: string; size: number }>; unreferenced: Array<{ digest: string; size: number }> };
+    expect(plan).toMatchObject({ exact: true, unreferencedBytes: 3000, unreferencedBlobs: 1, unreferenced: [{ digest: strayDigest, size: 3000 }] });
+    expect(plan.reclaimable.map((b) => b.digest).sort()).toEqual([t12.manifest.digest, t12.config.digest, t12.layers[1]?.digest].sort());
+    const plain = await cli(reg, ['prune', '--root', ROOT, '--dry-run', '--json', 'i1:T12']);
+    expect(JSON.parse(plain.stdout)).not.toHaveProperty('unreferenced');
+  });
+
   it('prints the table and the summary with human bytes, changes nothing', async () => {
     const { reg, t12 } = tree();
     const before = files(reg);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { MEDIA, parseManifest, type ManifestRefs } from '../../src/graph/manifest.js';
-import { parseGoJson } from '../../src/graph/gojson.js';
+import { parseGoJson, parsePlainJson } from '../../src/graph/gojson.js';
 import type { Digest } from '../../src/model/names.js';
 
 const d = (c: string) => `sha256:${c.repeat(64)}` as Digest;
@@ -59,6 +59,8 @@ describe("parseManifest follows Go's encoding/json (what the registry and garbag
     const at = bytes.indexOf(0);
     if (at >= 0) bytes[at] = 0xff;
     expect(refsOf(bytes)).toMatchObject(expected);
+    // The native fast path, where it is taken, reads exactly what the exact path reads.
+    expect(parseManifest(bytes)).toEqual(parseManifest(bytes, true));
   });
 
   it('an invalid UTF-8 byte in mediaType makes it an unknown type (a problem), not the type it resembles', () => {
@@ -107,5 +109,28 @@ describe('parseGoJson: Go syntax', () => {
   it('refuses nesting deeper than Go allows (or than the stack allows: a problem, so kept)', () => {
     expect(() => parseGoJson(Buffer.from('['.repeat(10002) + ']'.repeat(10002)))).toThrow();
     expect(parseManifest(Buffer.from(`{"schemaVersion":2,"x":${'['.repeat(20000)}${']'.repeat(20000)},"manifests":[]}`))).toMatchObject({ ok: false });
+  });
+});
+
+describe('parsePlainJson: JSON.parse only where it reads what Go reads', () => {
+  const known = new Map([['layers', 'layers'], ['digest', 'digest'], ['schemaversion', 'schemaVersion']]);
+  const cases: Array<[name: string, text: string, fast: boolean]> = [
+    ['an ordinary manifest', `{"schemaVersion":2,"layers":[{"digest":"${A}","size":12}],"x":{"digest":"y"}}`, true],
+    ['a known key in another case', '{"Layers":[]}', false],
+    ['a known key twice in one object', '{"layers":[],"layers":[]}', false],
+    ['the same known key in two objects', '{"layers":[{"digest":"a"},{"digest":"b"}]}', true],
+    ['an unknown key twice (ignored by both)', '{"x":1,"x":2}', true],
+    ['an escape anywhere', '{"x":"\\u0041"}', false],
+    ['non-ASCII anywhere', '{"x":"\u00e9"}', false],
+    ['a fraction', '{"schemaVersion":2.0}', false],
+    ['an exponent', '{"schemaVersion":2e0}', false],
+    ['16 digits', '{"size":1234567890123456}', false],
+    ['true and false are not exponents', '{"a":true,"b":false,"c":null,"schemaVersion":2}', true],
+    ['a colon inside a value string', '{"a":":","layers":[]}', true],
+    ['invalid JSON', '{"a":}', false],
+    ['deep nesting', '['.repeat(1001) + ']'.repeat(1001), false],
+  ];
+  it.each(cases)('%s', (_name, text, fast) => {
+    expect(parsePlainJson(Buffer.from(text, 'utf8'), known) !== undefined).toBe(fast);
   });
 });

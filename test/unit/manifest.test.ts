@@ -91,6 +91,7 @@ describe('parseManifest: what each kind references', () => {
   ];
   it.each(cases)('%s', (_name, doc, expected) => {
     expect(parse(doc)).toEqual(expected);
+    expect(parseManifest(bytes(doc), true)).toEqual(expected);
   });
 
   it('manifests made by the test builders (exact pushed bytes, docker indentation)', () => {
@@ -163,6 +164,7 @@ describe('parseManifest: anything the registry refuses, or regprune cannot be su
     const r = parse(doc);
     expect(r.ok).toBe(false);
     expect(r.ok ? '' : r.problem).toContain(problem);
+    expect(parseManifest(bytes(doc), true)).toEqual(r);
   });
 });
 

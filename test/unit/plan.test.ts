@@ -318,6 +318,68 @@ describe('buildPlan', () => {
     });
   });
 
+  describe('revisions as the registry sees them (issue 12)', () => {
+    function tree() {
+      const reg = new MemRegistry();
+      const keep = reg.putImage('app', { seed: 'keep' });
+      const old = reg.putImage('app', { seed: 'old', layers: ['old-own'] });
+      const gone = reg.putImage('app', { seed: 'gone', layers: ['gone-own'] });
+      reg.tag('app', 'keep', keep.manifest.digest, daysAgo(NOW, 1));
+      reg.tag('app', 'old', old.manifest.digest, daysAgo(NOW, 90));
+      // What the API's manifest DELETE leaves: the revision directory without its link.
+      reg.vol.rmSync(reg.lay.revisionLink(R('app'), gone.manifest.digest));
+      const other = reg.putImage('other', { seed: 'other' });
+      const otherGone = reg.putImage('other', { seed: 'other-gone' });
+      reg.tag('other', 'v1', other.manifest.digest, daysAgo(NOW, 1));
+      reg.vol.rmSync(reg.lay.revisionLink(R('other'), otherGone.manifest.digest));
+      return { reg, keep, old, gone, other, otherGone };
+    }
+
+    it('a revision dir without link is no manifest: its blobs are already unreferenced; it goes with its pruned repository only', async () => {
+      const { reg, old, gone } = tree();
+      const p = await plan(reg, { refs: ['app:old'] });
+      expect(p.blocked).toEqual([]);
+      expect(p.manifests.map((m) => m.digest)).toEqual([old.manifest.digest]);
+      expect(p.leftovers).toEqual([{ repository: 'app', digest: gone.manifest.digest, reason: 'revision directory without link (left by an API delete): no manifest' }]);
+      expect(p.stats.manifests).toBe(3); // keep, old, other
+      const before = markAndSweep(reg);
+      expect(p.unreferencedBlobs).toBe(before.size);
+      expect(p.unreferencedBytes).toBe([...before.values()].reduce((n, x) => n + x, 0));
+      expect(p.exact).toBe(true);
+      const report = await applyPlan({ fs: reg.fs, layout: reg.lay, plan: p, runId: 't' });
+      expect(report.manifests.map((m) => m.result)).toEqual(['removed', 'removed']);
+      expect(reg.vol.existsSync(reg.lay.revision(R('app'), gone.manifest.digest))).toBe(false);
+      const freed = markAndSweep(reg);
+      expect([...freed.values()].reduce((n, x) => n + x, 0)).toBe(p.reclaimableBytes + p.unreferencedBytes);
+    });
+
+    it('a leftover whose link is written between plan and apply (a push of that manifest) is left in place', async () => {
+      const { reg, gone } = tree();
+      const p = await plan(reg, { refs: ['app:old'] });
+      expect(p.leftovers.map((l) => l.digest)).toEqual([gone.manifest.digest]);
+      reg.write(reg.lay.revisionLink(R('app'), gone.manifest.digest), gone.manifest.digest);
+      const report = await applyPlan({ fs: reg.fs, layout: reg.lay, plan: p, runId: 't' });
+      expect(report.manifests.find((m) => m.digest === gone.manifest.digest)?.result).toBe('changed');
+      expect(reg.vol.existsSync(reg.lay.revisionLink(R('app'), gone.manifest.digest))).toBe(true);
+    });
+
+    it.each([
+      ['empty', ''],
+      ['a trailing newline', 'NL'],
+      ['another digest', 'OTHER'],
+    ])('a revision link that is %s: a warning naming the path, the repository blocked, the figure not exact', async (_name, kind) => {
+      const { reg, keep, old } = tree();
+      const path = reg.lay.revisionLink(R('app'), keep.manifest.digest);
+      reg.write(path, kind === 'NL' ? `${keep.manifest.digest}\n` : kind === 'OTHER' ? old.manifest.digest : '');
+      const p = await plan(reg, { refs: ['app:old'] });
+      expect(p.warnings.map((w) => [w.code, w.path])).toEqual([['bad-link', path]]);
+      expect(p.blocked.map((b) => b.repository)).toEqual(['app']);
+      expect(p.manifests).toEqual([]);
+      expect(p.leftovers).toEqual([]);
+      expect(p.exact).toBe(false);
+    });
+  });
+
   describe('a repository that is not fully understood', () => {
     const GARBAGE = Buffer.from('not json {', 'utf8');
     function tree() {
