@@ -31,6 +31,14 @@ export interface ApplyInput {
   /** Aborted (SIGINT/SIGTERM): the entries in hand finish, nothing more starts, apply throws INTERRUPTED. */
   readonly signal?: AbortSignal;
   readonly concurrency?: number;
+  /**
+   * The start of this run by the storage's own clock (the CLI passes its
+   * lock's mtime). A planned manifest whose revision link was written at or
+   * after it is being pushed: the registry's manifest PUT writes the revision
+   * link first and the tag after, so its tag may not be visible to any
+   * re-check yet. Such a manifest is left in place.
+   */
+  readonly pushesSinceMs?: number;
 }
 
 /**
@@ -281,6 +289,10 @@ export async function applyPlan(input: ApplyInput): Promise<ApplyReport> {
         const linkMtime = await mtimeOf(lay.revisionLink(repo, d));
         if (linkMtime !== undefined && leftovers.has(`${repo}@${d}`)) {
           out.push(emitManifest(m, 'changed', 'its revision link was written since the plan (a push); left in place'));
+          continue;
+        }
+        if (linkMtime !== undefined && input.pushesSinceMs !== undefined && linkMtime >= input.pushesSinceMs) {
+          out.push(emitManifest(m, 'changed', 'its revision link was written during this run (a push in flight); left in place'));
           continue;
         }
         ahead(m);

@@ -26,6 +26,11 @@ export interface HeldLock {
   readonly tookOver: LockOwner | undefined;
   /** Set when an empty or cut-short lock file (a crash, a full disk) was taken over. */
   readonly tookOverHalfWritten: boolean;
+  /**
+   * When the lock was created, by the filesystem's own clock (its mtime): a
+   * revision link written at or after this was written during this run.
+   */
+  readonly takenAtMs: number;
   /** Removes the lock file if it is still ours (idempotent). */
   release(): Promise<void>;
 }
@@ -95,7 +100,7 @@ export async function acquireLock(fs: StorageFs, lay: Layout, host: LockHost): P
   let tookOver: LockOwner | undefined;
   let halfWritten = false;
   for (let attempt = 0; attempt < 3; attempt++) {
-    if ((await door.createMarker(path, mine)) === 'created') return held(fs, door, path, mine, tookOver, halfWritten);
+    if ((await door.createMarker(path, mine)) === 'created') return held(fs, door, path, mine, tookOver, halfWritten, (await fs.lstat(path)).mtimeMs);
     const found = await readLock(fs, path);
     if (found === undefined) continue; // released meanwhile: try again
     const owner = parseLock(found.text);
@@ -120,12 +125,13 @@ export async function acquireLock(fs: StorageFs, lay: Layout, host: LockHost): P
   throw lockedError(undefined, lay.root, path, host);
 }
 
-function held(fs: StorageFs, door: StorageDoor, path: string, mine: string, tookOver: LockOwner | undefined, halfWritten: boolean): HeldLock {
+function held(fs: StorageFs, door: StorageDoor, path: string, mine: string, tookOver: LockOwner | undefined, halfWritten: boolean, takenAtMs: number): HeldLock {
   let released = false;
   return {
     path,
     tookOver,
     tookOverHalfWritten: halfWritten,
+    takenAtMs,
     async release() {
       if (released) return;
       released = true;

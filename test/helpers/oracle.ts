@@ -88,6 +88,12 @@ export interface OracleRun {
   readonly disagreements: string[];
   /** garbage-collect aborted on the generated tree (then only the warning checks ran). */
   readonly gcAborted: boolean;
+  /** prune claimed exact figures (its JSON has no `"exact": false`). */
+  readonly exact: boolean;
+  /** du claimed an exact unreferenced figure (no repository `incomplete`). */
+  readonly duExact: boolean;
+  /** Tags and manifests the prune removed (0 where garbage-collect aborted: no prune then). */
+  readonly removed: { readonly tags: number; readonly manifests: number };
   readonly args: string[];
 }
 
@@ -138,8 +144,19 @@ export class Oracle {
       if (dry.exitCode !== 3) say(`garbage-collect aborts (${abortLine}) but prune --dry-run exits ${dry.exitCode}, not 3 (warnings: ${JSON.stringify(dj?.warnings ?? [])})`);
       if (dj !== undefined && dj.exact !== false) say(`garbage-collect aborts (${abortLine}) but prune --dry-run JSON has exact=${JSON.stringify(dj.exact)}`);
       if (du.exitCode !== 3) say(`garbage-collect aborts (${abortLine}) but du exits ${du.exitCode}, not 3`);
-      return { tree, disagreements: out, gcAborted: true, args };
+      return { tree, disagreements: out, gcAborted: true, exact: false, duExact: false, removed: { tags: 0, manifests: 0 }, args };
     }
+
+    // The prune runs now, so that its plan (made before it removes anything) can be compared too.
+    const tagsBefore = await tagsOnDisk(root);
+    const applied = await runRegprune(['prune', ...args, '--yes', '--json', '--verbose', '--root', root]);
+    const aj = parseJson(applied, 'prune --yes', say);
+    // Where regprune says a figure is a lower bound (a repository it does not fully understand), it is checked as one.
+    const duExact = !((duJson?.repositories as Array<{ incomplete?: unknown }> | undefined) ?? []).some((r) => r.incomplete !== undefined);
+    const exact = aj?.exact !== false;
+    const removed = { tags: ((aj?.tags as unknown[] | undefined) ?? []).length, manifests: ((aj?.manifests as unknown[] | undefined) ?? []).length };
+    const differs = (regprune: Set<Digest>, gc: Set<Digest>, exactly: boolean) =>
+      exactly ? setDiff(regprune, gc).length + setDiff(gc, regprune).length > 0 : setDiff(regprune, gc).length > 0;
 
     // (a) the view: what garbage-collect frees now.
     const sizes0 = await blobSizes(root);
@@ -148,34 +165,30 @@ export class Oracle {
     const u = duJson?.unreferenced as { bytes?: number; blobs?: number | unknown[]; digests?: unknown } | unknown[] | undefined;
     const duList = digestList(u) ?? digestList((u as { blobs?: unknown } | undefined)?.blobs) ?? digestList((u as { digests?: unknown } | undefined)?.digests);
     if (duList !== undefined) {
-      if (setDiff(duList, eligible0).length + setDiff(eligible0, duList).length > 0) {
+      if (differs(duList, eligible0, duExact)) {
         say(`view: du unreferenced - gc eligible = ${setDiff(duList, eligible0).join(' ')}; gc eligible - du unreferenced = ${setDiff(eligible0, duList).join(' ')}`);
       }
     }
     const uObj = u as { bytes?: number; blobs?: unknown } | undefined;
     if (uObj !== undefined && typeof uObj.bytes === 'number') {
-      if (uObj.bytes !== eligible0Bytes) say(`view: du says ${uObj.bytes} unreferenced bytes, garbage-collect would free ${eligible0Bytes} (${eligible0.size} blobs: ${[...eligible0].sort().join(' ')})`);
-      if (typeof uObj.blobs === 'number' && uObj.blobs !== eligible0.size) say(`view: du says ${uObj.blobs} unreferenced blobs, garbage-collect ${eligible0.size}`);
+      if (duExact ? uObj.bytes !== eligible0Bytes : uObj.bytes > eligible0Bytes) say(`view${duExact ? '' : ' (lower bound)'}: du says ${uObj.bytes} unreferenced bytes, garbage-collect would free ${eligible0Bytes} (${eligible0.size} blobs: ${[...eligible0].sort().join(' ')})`);
+      if (typeof uObj.blobs === 'number' && (duExact ? uObj.blobs !== eligible0.size : uObj.blobs > eligible0.size)) say(`view: du says ${uObj.blobs} unreferenced blobs, garbage-collect ${eligible0.size}`);
     } else if (duList === undefined) {
       say(`view: du --json has no unreferenced figure: ${du.stdout.slice(0, 200)}`);
     }
 
-    // (b) the prediction: prune, then ask garbage-collect.
-    const tagsBefore = await tagsOnDisk(root);
-    const applied = await runRegprune(['prune', ...args, '--yes', '--json', '--verbose', '--root', root]);
-    const aj = parseJson(applied, 'prune --yes', say);
+    // (b) the prediction: ask garbage-collect after the prune.
     if (applied.exitCode !== 0 && applied.exitCode !== 3) say(`prune --yes exited ${applied.exitCode}: ${applied.stderr.trim()}`);
     if (applied.exitCode === 3 && (aj?.warnings as unknown[] | undefined)?.length === 0) say('prune --yes exited 3 without a warning in its JSON');
     const gc1 = await this.gcDryRun();
     if (!gc1.ok) {
       say(`garbage-collect --dry-run fails after the prune (it did not before): ${lastLine(gc1.run.stderr) || lastLine(gc1.run.stdout)}`);
-      return { tree, disagreements: out, gcAborted: false, args };
+      return { tree, disagreements: out, gcAborted: false, exact, duExact, removed, args };
     }
     const sizes1 = await blobSizes(root);
     const eligible1 = gc1.eligible;
     const eligible1Bytes = sum(eligible1, sizes1);
     if (aj !== undefined) {
-      const exact = aj.exact !== false;
       const reclaimList = digestList(aj.reclaimable);
       const unrefList = digestList(aj.unreferenced);
       if (reclaimList !== undefined && unrefList !== undefined) {
@@ -188,7 +201,10 @@ export class Oracle {
       const reclaimable = Number(aj.reclaimableBytes);
       const unreferenced = typeof aj.unreferencedBytes === 'number' ? aj.unreferencedBytes : eligible0Bytes;
       const blobs = Number(aj.reclaimableBlobs) + (typeof aj.unreferencedBlobs === 'number' ? aj.unreferencedBlobs : eligible0.size);
-      if (typeof aj.unreferencedBytes === 'number' && aj.unreferencedBytes !== eligible0Bytes) {
+      if (unrefList !== undefined && differs(unrefList, eligible0, exact)) {
+        say(`view: prune's unreferenced - gc eligible before = ${setDiff(unrefList, eligible0).join(' ') || '-'}; gc eligible before - prune's unreferenced = ${setDiff(eligible0, unrefList).join(' ') || '-'}`);
+      }
+      if (typeof aj.unreferencedBytes === 'number' && (exact ? aj.unreferencedBytes !== eligible0Bytes : aj.unreferencedBytes > eligible0Bytes)) {
         say(`prune says ${aj.unreferencedBytes} bytes already unreferenced, garbage-collect --dry-run said ${eligible0Bytes} before the prune`);
       }
       if (exact && reclaimable + unreferenced !== eligible1Bytes) {
@@ -233,7 +249,7 @@ export class Oracle {
     if (real.exitCode !== 0) say(`garbage-collect failed: ${lastLine(real.stderr)}`);
     const freed = bytesBefore - (await blobStoreBytes(root));
     if (freed !== eligible1Bytes) say(`garbage-collect freed ${freed} bytes, its dry run said ${eligible1Bytes}`);
-    return { tree, disagreements: out, gcAborted: false, args };
+    return { tree, disagreements: out, gcAborted: false, exact, duExact, removed, args };
   }
 }
 
@@ -269,5 +285,5 @@ export function selection(tree: OracleTree): string[] {
 
 /** One line per tree for the log: seed, features, what garbage-collect did. */
 export function describeRun(r: OracleRun): string {
-  return `seed ${r.tree.seed}: ${r.gcAborted ? 'gc aborts; ' : ''}${r.tree.tags.length} tags; features ${[...r.tree.features].sort().join(',') || '-'}; args ${r.args.join(' ')}`;
+  return `seed ${r.tree.seed}: ${r.gcAborted ? 'gc aborts; ' : `${r.exact ? '' : 'prune: lower bound; '}${r.duExact ? '' : 'du: lower bound; '}`}${r.tree.tags.length} tags; features ${[...r.tree.features].sort().join(',') || '-'}; args ${r.args.join(' ')}`;
 }

@@ -110,7 +110,7 @@ describe('--gc docker:CONTAINER', () => {
       staleCache: true,
       ok: true,
     });
-    expect(before - (await blobStoreBytes(w.reg.root))).toBe(out.reclaimableBytes);
+    expect(before - (await blobStoreBytes(w.reg.root))).toBe(v1Bytes(w));
     // 2.8 left the repository's links of the swept config and layer; regprune removed them, and only them.
     const lay = layout(w.reg.root);
     expect(await exists(lay.layer(app, w.v1.config.digest))).toBe(false);
@@ -140,12 +140,14 @@ describe('--gc docker:CONTAINER', () => {
   test('human output: config used, counts, bytes freed', async () => {
     const w = await setup({});
     await w.standins.configure({ containers: ['registry'], files: { [V2_CONFIG]: w.reg.configPath }, registryBin: w.reg.bin });
+    const before = await blobStoreBytes(w.reg.root);
     const r = await runRegprune(['prune', 'app:v1', '--root', w.reg.root, '--yes', '--gc', 'docker:registry', '--gc-config', V2_CONFIG, '--quiet'], {
       env: { PATH: w.standins.path() },
     });
     expect(r.exitCode, r.stderr).toBe(0);
     expect(r.stdout).toContain(`garbage-collect in container registry with ${V2_CONFIG}: 4 blobs marked, 3 blobs and 0 manifests eligible for deletion.`);
     expect(r.stdout).toMatch(/Freed \d+(\.\d)? KiB \(3 blobs\); removed 2 dangling layer links\./);
+    expect(before - (await blobStoreBytes(w.reg.root))).toBe(v1Bytes(w));
     expect(r.stdout).not.toContain('Run garbage-collect');
     expect(r.stdout).not.toContain('Next:');
     expect(r.stdout).toMatch(/\nregprune: ok: removed 1 tag, unlinked 1 manifest; garbage-collect freed \d+(\.\d)? KiB; [\d.]+s \(exit 0\)\n$/);
@@ -173,6 +175,7 @@ describe('--gc kubectl:...', () => {
       registryBin: w.reg.bin,
       restartUrl: control.url,
     });
+    const before = await blobStoreBytes(w.reg.root);
     const r = await runRegprune(
       ['prune', 'app:v1', '--root', w.reg.root, '--yes', '--json', '--gc', 'kubectl:infra/deployment/registry', '--kube-context', 'prod', '--restart'],
       { env: { PATH: w.standins.path() } },
@@ -188,7 +191,11 @@ describe('--gc kubectl:...', () => {
       [...k, 'rollout', 'status', '-n', 'infra', 'deployment/registry'],
     ]);
     const out = JSON.parse(r.stdout) as { reclaimableBytes: number; gc: Record<string, unknown> };
-    expect(out.gc).toMatchObject({ mode: 'kubectl:infra/deployment/registry', configUsed: V3_CONFIG, freedBytes: out.reclaimableBytes, staleCache: false });
+    // What left the disk, measured: v1's manifest, config and top layer (the base layer is v2's too).
+    const freed = before - (await blobStoreBytes(w.reg.root));
+    expect(freed).toBe(v1Bytes(w));
+    expect(out.gc).toMatchObject({ mode: 'kubectl:infra/deployment/registry', configUsed: V3_CONFIG, freedBytes: freed, staleCache: false });
+    expect(out.reclaimableBytes).toBe(freed);
     expect(out.gc.restart).toMatchObject({ result: 'restarted', commands: [[...k, 'rollout', 'restart', '-n', 'infra', 'deployment/registry'], [...k, 'rollout', 'status', '-n', 'infra', 'deployment/registry']] });
     expect(control.count()).toBe(1);
     expect(r.stderr).not.toMatch(STALE);
@@ -238,6 +245,7 @@ describe('--gc local', () => {
     const control = await restartControl(() => w.reg.restart());
     cleanups.push(() => control.close());
     await w.standins.configure({ registryBin: w.reg.bin, restartUrl: control.url });
+    const before = await blobStoreBytes(w.reg.root);
     const r = await runRegprune(
       ['prune', 'app:v1', '--root', w.reg.root, '--yes', '--json', '--gc', 'local', '--gc-config', w.reg.configPath, '--restart-cmd', "restart-registry --now 'the registry'"],
       { env: { PATH: w.standins.path() } },
@@ -251,11 +259,13 @@ describe('--gc local', () => {
     expect(out.gc).toMatchObject({
       mode: 'local',
       command: [join(w.standins.binDir, 'registry'), 'garbage-collect', w.reg.configPath],
-      freedBytes: out.reclaimableBytes,
+      freedBytes: before - (await blobStoreBytes(w.reg.root)),
       staleCache: false,
       restart: { result: 'restarted', commands: [['restart-registry', '--now', 'the registry']] },
     });
     expect(control.count()).toBe(1);
+    expect(before - (await blobStoreBytes(w.reg.root))).toBe(v1Bytes(w));
+    expect(out.reclaimableBytes).toBe(v1Bytes(w));
   });
 });
 
@@ -341,6 +351,7 @@ describe('failures exit 1 with a clear message; the log holds what was done', ()
   test('restart fails: garbage-collect did its job, the failure and the stale cache are reported', async () => {
     const w = await setup({});
     await w.standins.configure({ containers: ['registry'], files: { [V2_CONFIG]: w.reg.configPath }, registryBin: w.reg.bin, restartFails: true });
+    const before = await blobStoreBytes(w.reg.root);
     const r = await runRegprune(['prune', 'app:v1', '--root', w.reg.root, '--yes', '--json', '--gc', 'docker:registry', '--restart', '--log', w.log], {
       env: { PATH: w.standins.path() },
     });
@@ -356,10 +367,14 @@ describe('failures exit 1 with a clear message; the log holds what was done', ()
       ['docker', 'restart', 'registry'],
     ]);
     const out = JSON.parse(r.stdout) as { reclaimableBytes: number; gc: Record<string, unknown> };
-    expect(out.gc).toMatchObject({ ok: false, freedBytes: out.reclaimableBytes, staleCache: true, restart: { result: 'failed', exitCode: 1 } });
+    // garbage-collect did its job before the restart failed: measured on disk.
+    const freed = before - (await blobStoreBytes(w.reg.root));
+    expect(freed).toBe(v1Bytes(w));
+    expect(out.gc).toMatchObject({ ok: false, freedBytes: freed, staleCache: true, restart: { result: 'failed', exitCode: 1 } });
+    expect(out.reclaimableBytes).toBe(freed);
     const lines = await auditLines(w.log);
     expect(lines.map((l) => l.action)).toEqual(['remove-tag', 'remove-manifest', 'gc']);
-    expect(lines[2]).toMatchObject({ ok: false, restart: 'failed', freedBytes: out.reclaimableBytes });
+    expect(lines[2]).toMatchObject({ ok: false, restart: 'failed', freedBytes: freed });
   });
 });
 

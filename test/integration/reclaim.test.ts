@@ -15,9 +15,14 @@ import {
   pushIndex,
   pushSignature,
   pushUntagged,
+  pushManifest,
   runGarbageCollect,
   startRegistry,
   tagManifest,
+  MediaType,
+  descriptorOf,
+  manifestFrom,
+  type BuiltManifest,
   type RunningRegistry,
 } from '../helpers/registry.js';
 
@@ -155,6 +160,78 @@ describe('exact reclaim on the real registry', () => {
     const { freed } = await stopGcRestart(reg);
     expect(freed).toBe(plan.reclaimableBytes);
     await pullsAll(reg, tags.filter((t) => ['multi:m2', 'app:v2', 'app:stable', 'other:keep'].includes(`${t.repo}:${t.tag}`)));
+  });
+});
+
+describe('an index inside an index (the README promises any depth)', () => {
+  let reg: RunningRegistry;
+  setupSuite(async () => {
+    reg = await startRegistry();
+  });
+  afterAll(async () => {
+    await reg?.stop();
+  });
+
+  /** An OCI index over manifests already pushed (images or indexes), pushed under `ref`. */
+  const pushOuter = async (ref: string, children: ReadonlyArray<{ manifest: BuiltManifest; arch: string }>) => {
+    const m = manifestFrom(MediaType.ociIndex, {
+      schemaVersion: 2,
+      mediaType: MediaType.ociIndex,
+      manifests: children.map((c) => ({ ...descriptorOf(c.manifest), platform: { os: 'linux', architecture: c.arch } })),
+    });
+    await pushManifest(reg.url, 'nest', ref, m);
+    return m;
+  };
+
+  test('pruning an outer index that shares an inner index with a kept one: the kept one pulls, every level, after garbage-collect', async () => {
+    const platform = (architecture: string) => ({ os: 'linux', architecture });
+    // inner: an OCI index of two images, pushed by digest; stable -> [inner, s390x image]; old -> [inner, ppc64le image].
+    const inner = await pushIndex(reg.url, 'nest', undefined, {
+      format: 'oci',
+      children: [
+        { seed: 'nest/inner/amd64', platform: platform('amd64'), layers: ['nest-base', 'nest/inner/amd64'] },
+        { seed: 'nest/inner/arm64', platform: platform('arm64'), layers: ['nest/inner/arm64'] },
+      ],
+    });
+    const s390x = await pushUntagged(reg.url, 'nest', { seed: 'nest/s390x', format: 'oci', platform: platform('s390x'), layers: ['nest-base', 'nest/s390x'] });
+    const ppc = await pushUntagged(reg.url, 'nest', { seed: 'nest/ppc64le', format: 'oci', platform: platform('ppc64le'), layers: ['nest/ppc64le'] });
+    const stable = await pushOuter('stable', [{ manifest: inner.manifest, arch: 'multi' }, { manifest: s390x.manifest, arch: 's390x' }]);
+    const old = await pushOuter('old', [{ manifest: inner.manifest, arch: 'multi' }, { manifest: ppc.manifest, arch: 'ppc64le' }]);
+    // Three levels deep: deeper -> [stable's outer index]: the inner images are two levels below it.
+    await pushOuter('deeper', [{ manifest: stable, arch: 'multi' }]);
+
+    const pulledBefore = await pullAndVerify(reg.url, 'nest', 'deeper');
+    expect(pulledBefore.manifests.map((m) => m.digest)).toEqual([
+      pulledBefore.digest,
+      stable.digest,
+      inner.manifest.digest,
+      ...inner.children.map((c) => c.manifest.digest),
+      s390x.manifest.digest,
+    ]);
+
+    const r = await runRegprune(['prune', 'nest:old', 'nest:stable', '--untagged', '--root', reg.root, '--yes', '--json', '--verbose']);
+    expect(r.exitCode, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout) as {
+      tags: Array<{ tag: string }>;
+      manifests: Array<{ digest: string }>;
+      reclaimableBytes: number;
+      unreferencedBytes: number;
+      exact: boolean;
+    };
+    expect(out.tags.map((t) => t.tag).sort()).toEqual(['old', 'stable']);
+    // Only old's outer index and its own ppc64le image go: stable's index is still reached from deeper, inner from it.
+    expect(out.manifests.map((m) => m.digest).sort()).toEqual([old.digest, ppc.manifest.digest].sort());
+    expect(out.exact).toBe(true);
+    const { freed } = await stopGcRestart(reg);
+    expect(freed).toBe(out.reclaimableBytes + out.unreferencedBytes);
+    expect(freed).toBe(old.size + ppc.manifest.size + ppc.config.size + (ppc.layers[0]?.size ?? 0));
+    const pulled = await pullAndVerify(reg.url, 'nest', 'deeper');
+    expect(pulled.manifests.map((m) => m.digest)).toEqual(pulledBefore.manifests.map((m) => m.digest));
+    expect([...pulled.blobs].sort()).toEqual([...pulledBefore.blobs].sort());
+    for (const d of [stable.digest, inner.manifest.digest, ...inner.children.map((c) => c.manifest.digest)]) await pullAndVerify(reg.url, 'nest', d);
+    await expectManifestStatus(reg.url, 'nest', 'old', 404);
+    await expectManifestStatus(reg.url, 'nest', 'stable', 404);
+    await expectManifestStatus(reg.url, 'nest', ppc.manifest.digest, 404);
   });
 });
 

@@ -213,6 +213,28 @@ describe('applyPlan', () => {
     expect(reg.vol.readdirSync(reg.lay.trashDir)).toEqual([]);
   });
 
+  it('a push in flight of a planned manifest (its revision link rewritten during the run, its tag not written yet): changed, kept', async () => {
+    const { reg, v1 } = tree();
+    const p = await plan(reg, selector(['app:v1']));
+    expect(p.manifests.map((m) => m.digest)).toContain(v1.manifest.digest);
+    // The run started (the CLI passes its lock's mtime) before the registry's manifest PUT
+    // rewrote the revision link; the tag the push is for comes after, too late for any re-check.
+    const link = reg.lay.revisionLink(R('app'), v1.manifest.digest);
+    const since = reg.vol.lstatSync(link).mtimeMs - 1;
+    reg.vol.utimesSync(link, new Date(since + 500), new Date(since + 500));
+    const report = await applyPlan({ fs: reg.fs, layout: reg.lay, plan: p, runId: 'run1', pushesSinceMs: since });
+    const m = report.manifests.find((o) => o.digest === v1.manifest.digest);
+    expect(m?.result).toBe('changed');
+    expect(m?.detail).toMatch(/push in flight/);
+    expect(reg.vol.existsSync(link)).toBe(true);
+    expect(report.tags.map((t) => `${t.tag}:${t.result}`)).toEqual(['v1:removed']);
+    // Without the run's start, the same tree loses the manifest: the check is what keeps it.
+    const again = tree();
+    const p2 = await plan(again.reg, selector(['app:v1']));
+    const r2 = await applyPlan({ fs: again.reg.fs, layout: again.reg.lay, plan: p2, runId: 'run1' });
+    expect(r2.manifests.find((o) => o.digest === again.v1.manifest.digest)?.result).toBe('removed');
+  });
+
   it('an empty plan changes nothing in docker/registry/v2', async () => {
     const { reg } = tree();
     const p = await plan(reg, selector([], { tags: [parseTagPattern('nomatch')] }));

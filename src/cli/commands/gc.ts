@@ -188,6 +188,11 @@ export class RunSession {
     }
   }
 
+  /** When this run's lock was taken, by the storage's clock (undefined without a lock). */
+  get lockTakenAtMs(): number | undefined {
+    return this.lock?.takenAtMs;
+  }
+
   /** The garbage-collect that was prepared (and proven), for the next-step advice. */
   get preparedGc(): PreparedGc | undefined {
     return this.prepared;

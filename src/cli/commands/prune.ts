@@ -150,6 +150,7 @@ export function pruneCommand(deps: CliDeps, done: (code: ExitCode) => void): Com
           progress(o);
         },
         beforeRemove: session.ahead,
+        ...(session.lockTakenAtMs === undefined ? {} : { pushesSinceMs: session.lockTakenAtMs }),
         ...(deps.signal === undefined ? {} : { signal: deps.signal }),
       });
       reporter.clearProgress();
