@@ -265,6 +265,11 @@ export async function applyPlanS3(input: ApplyS3Input): Promise<ApplyReport> {
         out.push(emitManifest(m, 'missing'));
         continue;
       }
+      // LastModified has one-second resolution: "at or after" the lock's second.
+      if (input.pushesSinceMs !== undefined && link.lastModified.getTime() >= Math.floor(input.pushesSinceMs / 1000) * 1000) {
+        out.push(emitManifest(m, 'changed', 'its revision link was written during this run (a push in flight); left in place'));
+        continue;
+      }
       if (stopping()) break;
       try {
         ahead(m);

@@ -84,6 +84,7 @@ export async function acquireS3Lock(driver: S3LockTarget, host: LockHost, option
     await store.delete(mine);
   };
   let tookOver: LockOwner | undefined;
+  let takenAt = 0;
   try {
     await sleep(options.settleMs ?? SETTLE_MS);
     const locks = await listLocks(store, prefix);
@@ -93,6 +94,7 @@ export async function acquireS3Lock(driver: S3LockTarget, host: LockHost, option
         hint: "the bucket's listing lags behind its writes; try again in a minute",
       });
     }
+    takenAt = self.lastModified.getTime();
     for (const l of locks) {
       if (l.key === mine) break;
       // Older than ours: does it still hold?
@@ -120,6 +122,8 @@ export async function acquireS3Lock(driver: S3LockTarget, host: LockHost, option
   let released = false;
   return {
     path: mine,
+    // The bucket's clock: a link with a LastModified at or after it was written during this run.
+    takenAtMs: takenAt,
     tookOver,
     tookOverHalfWritten: false,
     release: async () => {
