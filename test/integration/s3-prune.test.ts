@@ -143,7 +143,7 @@ describe('prune --config on S3 (Swift), against the same sample on a filesystem'
     expect(onS3.exitCode, onS3.stderr).toBe(0);
     const a = JSON.parse(onFs.stdout) as PlanJson;
     const b = JSON.parse(onS3.stdout) as PlanJson;
-    expect(b.tags.map((t) => `${t.repository}:${t.tag}`).sort()).toEqual(['i1:T11', 'i1:T12', 'team/app:main-41', 'team/app:main-42', 'team/app:pr-17']);
+    expect(b.tags.map((t) => `${t.repository}:${t.tag}`).sort()).toEqual(['i1:T11', 'i1:T12', 'team/app/api:main-7', 'team/app:main-41', 'team/app:main-42', 'team/app:pr-17']);
     expect(b.manifests.some((m) => m.reason.includes('untagged'))).toBe(true);
     expect(comparable(b)).toEqual(comparable(a));
   });
