@@ -436,8 +436,12 @@ export function gcCommand(deps: CliDeps, done: (code: ExitCode) => void): Comman
       await session.close();
       finish(code);
     } finally {
-      if (backend.kind === 's3') backend.store.close();
-      await session.close();
+      // The session releases the bucket's lock through the store: close the store after it.
+      try {
+        await session.close();
+      } finally {
+        if (backend.kind === 's3') backend.store.close();
+      }
     }
   }));
 }

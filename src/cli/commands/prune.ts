@@ -188,8 +188,12 @@ export function pruneCommand(deps: CliDeps, done: (code: ExitCode) => void): Com
       if (!asJson) deps.stdout.write(`${line}\n`);
       finish(code);
     } finally {
-      driver.close();
-      await session.close();
+      // The session releases the bucket's lock through the store: close the store after it.
+      try {
+        await session.close();
+      } finally {
+        driver.close();
+      }
     }
   }));
 }
