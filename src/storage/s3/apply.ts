@@ -139,6 +139,7 @@ export async function applyPlanS3(input: ApplyS3Input): Promise<ApplyReport> {
   };
   if (plan.tags.length > 0 || plan.manifests.length > 0) await writeJournal(plan.tags, plan.manifests);
   const cache = input.cache ?? new ManifestCache(driver.fs, lay, limiter(concurrency));
+  const leftovers = new Set((plan.leftovers ?? []).map((l) => `${l.repository}@${l.digest}`));
 
   const emitTag = (t: PlannedTag, result: TagOutcome['result'], detail?: string): TagOutcome => {
     const base = { repository: t.repository, tag: t.tag, digest: t.digest, pushedAt: t.pushedAt, reason: t.reason, result };
@@ -262,6 +263,17 @@ export async function applyPlanS3(input: ApplyS3Input): Promise<ApplyReport> {
       }
       const link = before.revisions.get(d);
       if (link === undefined) {
+        // A leftover revision "directory" without a link (objects under it, none named link): goes with the plan.
+        if (leftovers.has(`${repo}@${d}`)) {
+          try {
+            const rest = await listAll(store, `${key(lay.revision(repo, d))}/`);
+            for (const o of rest) await store.delete(o.key);
+            out.push(emitManifest(m, rest.length > 0 ? 'removed' : 'missing'));
+          } catch (err) {
+            out.push(emitManifest(m, 'failed', `deleting ${key(lay.revision(repo, d))}/: ${message(err)}`));
+          }
+          continue;
+        }
         out.push(emitManifest(m, 'missing'));
         continue;
       }
@@ -319,7 +331,7 @@ export async function applyPlanS3(input: ApplyS3Input): Promise<ApplyReport> {
     return m;
   };
   const tagsByRepo = groupBy(plan.tags);
-  const manifestsByRepo = groupBy(plan.manifests);
+  const manifestsByRepo = groupBy([...plan.manifests, ...(plan.leftovers ?? [])]);
   const repoNames = [...new Set([...tagsByRepo.keys(), ...manifestsByRepo.keys()])].sort();
   const results = await mapLimit(repoNames, Math.max(1, Math.floor(concurrency / 4)), async (name) => {
     const tags = (await mapLimit(tagsByRepo.get(name) ?? [], 4, removeTag)).filter((o): o is TagOutcome => o !== undefined);
