@@ -334,17 +334,24 @@ describe('prune --config on S3 (Swift), against the same sample on a filesystem'
       for (let t = 0; t < 16; t++) images.set(`r:v${t}`, await pushImage(reg.url, 'r', `v${t}`, { seed: `race/${t}`, layers: ['race/base', `race/${t}`] }));
       const doomed = [...images.keys()];
       const run = runRegprune(['prune', ...doomed, '--config', reg.configPath, '--yes', '--json', '--quiet'], { env: env() });
-      // While it runs: re-push every doomed image under a new tag, and two of them under their old tag.
+      // Once the plan is made (its journal object is written), push while it removes: two doomed tags
+      // again, then every doomed image under a new tag. A tag pushed after the plan must survive.
       const survivors: Array<[string, string]> = [];
       const pushes = (async () => {
+        const t0 = Date.now();
+        while ((await swift.listObjects('racing', 'reg/.regprune/pending-manifests.json')).length === 0) {
+          if (Date.now() - t0 > 30_000) throw new Error('the prune never journaled its plan');
+          await new Promise((r) => setTimeout(r, 20));
+        }
+        for (const t of ['v3', 'v12']) {
+          const image = images.get(`r:${t}`)!;
+          await pushImage(reg.url, 'r', t, image);
+          survivors.push([t, image.manifest.digest]);
+        }
         for (const [key, image] of images) {
           const t = key.split(':')[1]!;
           await pushImage(reg.url, 'r', `keep-${t}`, image);
           survivors.push([`keep-${t}`, image.manifest.digest]);
-          if (t === 'v3' || t === 'v12') {
-            await pushImage(reg.url, 'r', t, image);
-            survivors.push([t, image.manifest.digest]);
-          }
         }
       })();
       const [r] = await Promise.all([run, pushes]);

@@ -284,6 +284,16 @@ export async function applyPlanS3(input: ApplyS3Input): Promise<ApplyReport> {
       }
       if (stopping()) break;
       try {
+        // Re-checked right before: rewritten since the listing means a push in flight (its tag comes next).
+        const now = await store.head(link.key);
+        if (now === undefined) {
+          out.push(emitManifest(m, 'missing'));
+          continue;
+        }
+        if (now.etag !== link.etag || now.lastModified.getTime() !== link.lastModified.getTime()) {
+          out.push(emitManifest(m, 'changed', 'its revision link was rewritten since the listing (a push in flight); left in place'));
+          continue;
+        }
         ahead(m);
         await store.delete(link.key);
         taken.push({ m, d, link });
