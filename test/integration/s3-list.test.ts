@@ -109,6 +109,16 @@ describe('regprune list --config (not S3)', () => {
     expect((JSON.parse(a.stdout) as ListJson).tags).toHaveLength(1);
   });
 
+  test('prune --dry-run, du and check with a filesystem config give what --root gives', async () => {
+    for (const args of [['prune', 'team/app:v1', '--dry-run', '--json'], ['du', '--json'], ['check', '--json']]) {
+      const a = await runRegprune([...args, '--config', reg.configPath]);
+      const b = await runRegprune([...args, '--root', reg.root]);
+      expect(a.exitCode, a.stderr).toBe(0);
+      const strip = (text: string) => ({ ...(JSON.parse(text) as Record<string, unknown>), createdAt: null });
+      expect(strip(a.stdout), args[0]).toEqual(strip(b.stdout));
+    }
+  });
+
   test('--config with --root is a usage error', async () => {
     const r = await runRegprune(['list', '--config', reg.configPath, '--root', reg.root]);
     expect(r.exitCode).toBe(2);
