@@ -8,7 +8,6 @@ import { storageDoor, type StorageDoor } from '../storage/door.js';
 import type { StorageFs } from '../storage/fs.js';
 import { clearJournal, writeJournal } from '../storage/journal.js';
 import { readLink } from '../storage/links.js';
-import { symlinkOnPath } from '../storage/nofollow.js';
 import type { Layout } from '../storage/paths.js';
 import { readRepositoryTags } from '../storage/walk.js';
 import { limiter, mapLimit } from '../util/limit.js';
@@ -42,7 +41,8 @@ export interface ApplyInput {
  */
 class Trash {
   private n = 0;
-  private readonly door: StorageDoor;
+  /** One door for the whole run: it remembers the parents it verified (see storageDoor). */
+  readonly door: StorageDoor;
   constructor(
     private readonly fs: StorageFs,
     private readonly lay: Layout,
@@ -179,7 +179,7 @@ export async function applyPlan(input: ApplyInput): Promise<ApplyReport> {
     const dir = lay.tag(repo, tag);
     if (stopping()) return undefined;
     try {
-      const linked = await symlinkOnPath(fs, lay, lay.tagCurrentDir(repo, tag));
+      const linked = await trash.door.linkOnPath(lay.tagCurrentDir(repo, tag));
       if (linked !== undefined) return emitTag(t, 'failed', `${linked} is a symbolic link; not followed, left in place`);
       const link = await readLink(fs, lay.tagCurrentLink(repo, tag));
       if (!link.ok) {
@@ -272,7 +272,7 @@ export async function applyPlan(input: ApplyInput): Promise<ApplyReport> {
         continue;
       }
       try {
-        const linked = await symlinkOnPath(fs, lay, lay.revision(repo, d));
+        const linked = await trash.door.linkOnPath(lay.revision(repo, d));
         if (linked !== undefined) {
           out.push(emitManifest(m, 'failed', `${linked} is a symbolic link; not followed, left in place`));
           continue;
