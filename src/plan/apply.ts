@@ -291,6 +291,7 @@ export async function applyPlan(input: ApplyInput): Promise<ApplyReport> {
     if (taken.length === 0) return out;
     // A tag pushed onto one of these manifests meanwhile wins: put it back.
     const after = await reachableNow(repo, revisions, planned);
+    const discarding: Array<Promise<ManifestOutcome>> = [];
     for (const { m, d, trashed, linkMtime } of taken) {
       // The registry's manifest PUT writes the revision link first and the tag
       // after: a link rewritten between our look and the rename is a push in
@@ -307,13 +308,15 @@ export async function applyPlan(input: ApplyInput): Promise<ApplyReport> {
         out.push(emitManifest(m, typeof after === 'string' ? 'failed' : 'changed', why));
         continue;
       }
-      try {
-        await trash.discard(trashed);
-        out.push(emitManifest(m, 'removed'));
-      } catch (err) {
-        out.push(emitManifest(m, 'removed', `left in ${trashed}: ${message(err)}`));
-      }
+      // Emptied in the remover threads, all of this repository's at once.
+      discarding.push(
+        trash.discard(trashed).then(
+          () => emitManifest(m, 'removed'),
+          (err: unknown) => emitManifest(m, 'removed', `left in ${trashed}: ${message(err)}`),
+        ),
+      );
     }
+    out.push(...(await Promise.all(discarding)));
     return out;
   };
 

@@ -223,18 +223,24 @@ function tree(path) {
   }
   try { fs.rmdirSync(path); } catch (err) { if (!gone(err)) throw err; }
 }
-parentPort.on('message', ({ id, path }) => {
-  try {
-    let st;
-    try { st = fs.lstatSync(path); } catch (err) { if (!gone(err)) throw err; }
-    if (st !== undefined) {
-      if (st.isDirectory()) tree(path);
-      else try { fs.unlinkSync(path); } catch (err) { if (!gone(err)) throw err; }
+function remove(path) {
+  let st;
+  try { st = fs.lstatSync(path); } catch (err) { if (!gone(err)) throw err; return; }
+  if (st.isDirectory()) tree(path);
+  else try { fs.unlinkSync(path); } catch (err) { if (!gone(err)) throw err; }
+}
+// Paths come in batches (one message per turn of the main thread's loop, not one per entry).
+parentPort.on('message', (batch) => {
+  const done = [];
+  for (const { id, path } of batch) {
+    try {
+      remove(path);
+      done.push({ id });
+    } catch (err) {
+      done.push({ id, error: { message: String(err && err.message), code: err && err.code } });
     }
-    parentPort.postMessage({ id });
-  } catch (err) {
-    parentPort.postMessage({ id, error: { message: String(err && err.message), code: err && err.code } });
   }
+  parentPort.postMessage(done);
 });
 `;
 
@@ -249,42 +255,53 @@ interface Pending {
  * removal has.
  */
 const removers = (() => {
-  const threads: Array<{ worker: Worker; pending: Map<number, Pending> }> = [];
   let nextId = 0;
   // Two at least: removal waits on the filesystem as much as on a core.
   const size = Math.max(2, Math.min(4, availableParallelism()));
-  const start = () => {
+  type Thread = { worker: Worker; pending: Map<number, Pending>; batch: Array<{ id: number; path: string }> };
+  const threads: Thread[] = [];
+  const start = (): Thread => {
     const pending = new Map<number, Pending>();
-    const worker = new Worker(REMOVER, { eval: true });
+    // It keeps nothing between messages: a small heap (the default young generation alone may grow to tens of MB per thread).
+    const worker = new Worker(REMOVER, { eval: true, resourceLimits: { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 32 } });
     worker.unref();
-    worker.on('message', (m: { id: number; error?: { message: string; code?: string } }) => {
-      const p = pending.get(m.id);
-      if (p === undefined) return;
-      pending.delete(m.id);
+    worker.on('message', (done: Array<{ id: number; error?: { message: string; code?: string } }>) => {
+      for (const m of done) {
+        const p = pending.get(m.id);
+        if (p === undefined) continue;
+        pending.delete(m.id);
+        if (m.error === undefined) p.resolve();
+        else p.reject(Object.assign(new Error(m.error.message), m.error.code === undefined ? {} : { code: m.error.code }));
+      }
       if (pending.size === 0) worker.unref();
-      if (m.error === undefined) p.resolve();
-      else p.reject(Object.assign(new Error(m.error.message), m.error.code === undefined ? {} : { code: m.error.code }));
     });
     worker.on('error', (err) => {
       for (const p of pending.values()) p.reject(err);
       pending.clear();
-      const i = threads.findIndex((t) => t.worker === worker);
+      const i = threads.indexOf(t);
       if (i >= 0) threads.splice(i, 1);
     });
-    const t = { worker, pending };
+    const t: Thread = { worker, pending, batch: [] };
     threads.push(t);
     return t;
   };
+  const flush = (t: Thread) => {
+    const batch = t.batch;
+    t.batch = [];
+    t.worker.postMessage(batch);
+  };
   return {
     remove(path: string): Promise<void> {
-      let t = threads.reduce<(typeof threads)[number] | undefined>((best, x) => (best === undefined || x.pending.size < best.pending.size ? x : best), undefined);
+      let t = threads.reduce<Thread | undefined>((best, x) => (best === undefined || x.pending.size < best.pending.size ? x : best), undefined);
       if (t === undefined || (t.pending.size > 0 && threads.length < size)) t = start();
       const thread = t;
       const id = nextId++;
       return new Promise<void>((resolve, reject) => {
         if (thread.pending.size === 0) thread.worker.ref();
         thread.pending.set(id, { resolve, reject });
-        thread.worker.postMessage({ id, path });
+        thread.batch.push({ id, path });
+        // Sent once the current turn is over: the removals it started go in one message.
+        if (thread.batch.length === 1) setImmediate(flush, thread);
       });
     },
   };
