@@ -256,8 +256,8 @@ interface Pending {
  */
 const removers = (() => {
   let nextId = 0;
-  // Two at least: removal waits on the filesystem as much as on a core.
-  const size = Math.max(2, Math.min(4, availableParallelism()));
+  // One core for the checks and renames, the others for removal (a thread costs about 8 MB).
+  const size = Math.max(1, Math.min(3, availableParallelism() - 1));
   type Thread = { worker: Worker; pending: Map<number, Pending>; batch: Array<{ id: number; path: string }> };
   const threads: Thread[] = [];
   const start = (): Thread => {
