@@ -31,6 +31,7 @@ interface Options {
   tags: number;
   runs: number;
   applyRuns: number;
+  smallApplyRuns: number;
   seed: number;
   gc: boolean;
   apply: boolean;
@@ -47,7 +48,8 @@ const USAGE = `usage: npm run bench -- [options]
   --repos R        repositories in the big tree (default ${DEFAULT_REPOS})
   --tags T         tags per repository (default ${DEFAULT_TAGS_PER_REPO})
   --runs N         timed runs per command (default 5)
-  --apply-runs N   timed runs of (d), each on fresh copies (default: --runs)
+  --apply-runs N   timed runs of (d) on the big tree, each on fresh copies (default: --runs)
+  --small-apply-runs N  timed runs of (d) on the small tree (default: --runs; 0: skip)
   --seed S         generator seed (default ${DEFAULT_SEED})
   --no-gc          skip (e), docker-registry garbage-collect -m
   --no-apply       skip (d), applying the plan on copies
@@ -77,6 +79,7 @@ function parseOptions(argv: string[]): Options {
       tags: { type: 'string' },
       runs: { type: 'string' },
       'apply-runs': { type: 'string' },
+      'small-apply-runs': { type: 'string' },
       seed: { type: 'string' },
       'no-gc': { type: 'boolean', default: false },
       'no-apply': { type: 'boolean', default: false },
@@ -102,6 +105,7 @@ function parseOptions(argv: string[]): Options {
     tags: intOption(values.tags, DEFAULT_TAGS_PER_REPO, '--tags'),
     runs,
     applyRuns: intOption(values['apply-runs'], runs, '--apply-runs'),
+    smallApplyRuns: intOption(values['small-apply-runs'], runs, '--small-apply-runs', 0),
     seed: intOption(values.seed, DEFAULT_SEED, '--seed', 0),
     gc: !values['no-gc'],
     apply: !values['no-apply'],
@@ -215,14 +219,19 @@ function commands(): Command[] {
     { id: 'c', label: 'regprune list --json', tree: 'big', needs: 'regprune', argv: (r) => regprune('list', '--root', r, '--json') },
     { id: 'e2', label: 'regprune prune --older-than 30d --dry-run --json', tree: 'small', needs: 'regprune', argv: (r) => regprune('prune', '--root', r, '--older-than', `${OLDER_THAN_DAYS}d`, '--dry-run', '--json') },
     { id: 'e1', label: 'docker-registry garbage-collect -m --dry-run', tree: 'small', needs: 'registry', argv: (r) => ['docker-registry', 'garbage-collect', '-m', '--dry-run', gcConfig(r)] },
-    { id: 'd1', label: 'regprune prune --older-than 30d --yes --json (copy)', tree: 'big', needs: 'regprune', destructive: true, argv: (r) => regprune('prune', '--root', r, '--older-than', `${OLDER_THAN_DAYS}d`, '--yes', '--json') },
-    {
-      id: 'd2',
-      label: 'find (prune) -mtime +30 | sed tag dir | xargs rm -rf (copy)',
-      tree: 'big',
-      destructive: true,
-      argv: (r) => ['sh', '-c', `${findPruned(r, '-print0').map(shellWord).join(' ')} | sed -z ${shq(`s|${suffix}$||`)} | xargs -0 -r rm -rf`],
-    },
+    ...(['big', 'small'] as const).flatMap((tree): Command[] => {
+      const sfx = tree === 'big' ? '' : 's';
+      return [
+        { id: `d1${sfx}`, label: 'regprune prune --older-than 30d --yes --json (copy)', tree, needs: 'regprune', destructive: true, argv: (r) => regprune('prune', '--root', r, '--older-than', `${OLDER_THAN_DAYS}d`, '--yes', '--json') },
+        {
+          id: `d2${sfx}`,
+          label: 'find (prune) -mtime +30 | sed tag dir | xargs rm -rf (copy)',
+          tree,
+          destructive: true,
+          argv: (r) => ['sh', '-c', `${findPruned(r, '-print0').map(shellWord).join(' ')} | sed -z ${shq(`s|${suffix}$||`)} | xargs -0 -r rm -rf`],
+        },
+      ];
+    }),
   ];
 }
 
@@ -269,6 +278,7 @@ function unavailable(cmd: Command, ctx: Context): string | undefined {
   if (cmd.needs === 'registry' && !ctx.opts.gc) return 'skipped (--no-gc)';
   if (cmd.needs === 'registry' && !ctx.have.registry) return 'docker-registry not installed (apt-get install -y docker-registry)';
   if (cmd.destructive === true && !ctx.opts.apply) return 'skipped (--no-apply)';
+  if (cmd.destructive === true && cmd.tree === 'small' && ctx.opts.smallApplyRuns === 0) return 'skipped (--small-apply-runs 0)';
   return undefined;
 }
 
@@ -325,37 +335,37 @@ async function runReadOnly(ctx: Context, results: Result[]): Promise<void> {
   }
 }
 
-async function runApply(ctx: Context, results: Result[]): Promise<Record<string, number>> {
-  const pair = results.filter((r) => r.command.destructive === true && r.skipped === undefined);
+async function runApply(ctx: Context, results: Result[], tree: TreeId, runs: number): Promise<Record<string, number>> {
+  const pair = results.filter((r) => r.command.destructive === true && r.command.tree === tree && r.skipped === undefined);
   const left: Record<string, number> = {};
   if (pair.length === 0) return left;
   const copies = new Map(pair.map((r) => [r.command.id, join(ctx.work, `copy-${r.command.id}`)]));
-  for (let run = 1; run <= ctx.opts.applyRuns; run++) {
+  for (let run = 1; run <= runs; run++) {
     const live = pair.filter((r) => r.failed === undefined);
     if (live.length === 0) break;
     // Copies are made before timing either command, in alternating order, so neither gets the warmer cache every time.
     const order = run % 2 === 1 ? live : [...live].reverse();
     const started = performance.now();
-    for (const r of order) copyTree(ctx.roots.big, copies.get(r.command.id) as string);
+    for (const r of order) copyTree(ctx.roots[tree], copies.get(r.command.id) as string);
     // Written back before timing: otherwise the first command removes while the
     // kernel is still writing both copies (the second one then runs on a quiet disk).
     spawnSync('sync', [], { stdio: 'ignore' });
-    log(`  run ${run}/${ctx.opts.applyRuns} copies made and synced in ${((performance.now() - started) / 1000).toFixed(0)} s (not timed)`);
+    log(`  run ${run}/${runs} copies made and synced in ${((performance.now() - started) / 1000).toFixed(0)} s (not timed)`);
     // Timed in the copies' order too, alternating, so neither always goes first.
     for (const r of order) {
       const copy = copies.get(r.command.id) as string;
       const sample = await runOnce(ctx, r, copy);
       if (sample !== undefined) {
         r.samples.push(sample);
-        log(`  run ${run}/${ctx.opts.applyRuns} ${r.command.id.padEnd(3)} ${sample.seconds.toFixed(2)} s  ${sample.peakRssKb === undefined ? '' : `${(sample.peakRssKb / 1024).toFixed(0)} MB`}`);
+        log(`  run ${run}/${runs} ${r.command.id.padEnd(3)} ${sample.seconds.toFixed(2)} s  ${sample.peakRssKb === undefined ? '' : `${(sample.peakRssKb / 1024).toFixed(0)} MB`}`);
       }
-      if (run === ctx.opts.applyRuns || r.failed !== undefined) left[r.command.id] = oldTagsLeft(copy);
+      if (run === runs || r.failed !== undefined) left[r.command.id] = oldTagsLeft(copy);
     }
     // The last copies go with the workdir, after the results are out (or stay, with --keep).
-    if (run === ctx.opts.applyRuns) break;
+    if (run === runs) break;
     const cleaning = performance.now();
     for (const copy of copies.values()) rmSync(copy, { recursive: true, force: true });
-    log(`  run ${run}/${ctx.opts.applyRuns} copies removed in ${((performance.now() - cleaning) / 1000).toFixed(0)} s (not timed)`);
+    log(`  run ${run}/${runs} copies removed in ${((performance.now() - cleaning) / 1000).toFixed(0)} s (not timed)`);
   }
   return left;
 }
@@ -394,7 +404,8 @@ function checks(rows: Map<string, Row>, sizeRatio: number): Check[] {
   const list = [
     ratioCheck('b/a1', '(b) regprune plan vs plain find', rows, 'b', 'a1', 1.0),
     ratioCheck('c/a2', '(c) regprune list vs find -prune', rows, 'c', 'a2', 1.5),
-    ratioCheck('d1/d2', '(d) regprune apply vs find | xargs rm -rf', rows, 'd1', 'd2', 1.0),
+    ratioCheck('d1/d2', '(d) regprune apply vs find | xargs rm -rf, big tree', rows, 'd1', 'd2', 1.0),
+    ratioCheck('d1s/d2s', '(d) regprune apply vs find | xargs rm -rf, small tree', rows, 'd1s', 'd2s', 1.0),
   ];
   const gc = rows.get('e1')?.spread?.median;
   const rp = rows.get('e2')?.spread?.median;
@@ -403,8 +414,11 @@ function checks(rows: Map<string, Row>, sizeRatio: number): Check[] {
       ? { id: 'e1/e2', description: '(e) gc -m --dry-run vs regprune plan, small tree', value: 'n/a', target: '≥20× faster', pass: null }
       : { id: 'e1/e2', description: '(e) gc -m --dry-run vs regprune plan, small tree', value: `${(gc / rp).toFixed(1)}× faster`, target: '≥20× faster', pass: gc / rp >= 20 },
   );
-  const rss = rows.get('b')?.peakRssMb;
-  list.push({ id: 'b-rss', description: '(b) peak RSS', value: rss === undefined ? 'n/a' : `${rss.toFixed(0)} MB`, target: '≤256 MB', pass: rss === undefined ? null : rss <= 256 });
+  // Every regprune command on the big tree stays within 256 MB.
+  for (const id of ['b', 'c', 'd1']) {
+    const rss = rows.get(id)?.peakRssMb;
+    list.push({ id: `${id}-rss`, description: `(${id}) peak RSS, big tree`, value: rss === undefined ? 'n/a' : `${rss.toFixed(0)} MB`, target: '≤256 MB', pass: rss === undefined ? null : rss <= 256 });
+  }
   const growth = ratioCheck('b/e2', `(b) time growth small → big tree (${sizeRatio.toFixed(1)}× the tags)`, rows, 'b', 'e2', sizeRatio * 1.1);
   list.push(growth);
   return list;
@@ -424,6 +438,7 @@ const BASELINE: Record<string, { of: string; target: string } | undefined> = {
   b: { of: 'a1', target: '≤1.00×' },
   c: { of: 'a2', target: '≤1.50×' },
   d1: { of: 'd2', target: '≤1.00×' },
+  d1s: { of: 'd2s', target: '≤1.00×' },
   e2: { of: 'e1', target: '≤0.05×' },
 };
 
@@ -530,8 +545,12 @@ async function main(argv: string[]): Promise<number> {
   await runReadOnly(ctx, results);
   let oldTagsLeftAfter: Record<string, number> = {};
   if (opts.apply) {
-    log(`timing (d): ${opts.applyRuns} runs, each on fresh copies of the big tree`);
-    oldTagsLeftAfter = await runApply(ctx, results);
+    // The small tree first: its copies are small, and the big tree's copies then go with the workdir.
+    log(`timing (d) on the small tree: ${opts.smallApplyRuns} runs, each on fresh copies`);
+    const small = await runApply(ctx, results, 'small', opts.smallApplyRuns);
+    for (const copy of ['d1s', 'd2s']) rmSync(join(work, `copy-${copy}`), { recursive: true, force: true });
+    log(`timing (d) on the big tree: ${opts.applyRuns} runs, each on fresh copies`);
+    oldTagsLeftAfter = { ...small, ...(await runApply(ctx, results, 'big', opts.applyRuns)) };
   }
   const loadEnd = loadavg();
 
@@ -581,6 +600,8 @@ async function main(argv: string[]): Promise<number> {
       min: r.spread?.min ?? null,
       max: r.spread?.max ?? null,
       peakRssMb: r.peakRssMb === undefined ? null : Number(r.peakRssMb.toFixed(1)),
+      // Every run's peak, in the order of \`seconds\`.
+      peakRssMbPerRun: r.result.samples.map((x) => (x.peakRssKb === undefined ? null : Number((x.peakRssKb / 1024).toFixed(1)))),
       skipped: r.result.skipped ?? null,
       failed: r.result.failed ?? null,
       output: r.result.output ?? null,

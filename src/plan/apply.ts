@@ -8,7 +8,6 @@ import { storageDoor, type StorageDoor } from '../storage/door.js';
 import type { StorageFs } from '../storage/fs.js';
 import { clearJournal, writeJournal } from '../storage/journal.js';
 import { readLink } from '../storage/links.js';
-import { symlinkOnPath } from '../storage/nofollow.js';
 import type { Layout } from '../storage/paths.js';
 import { readRepositoryTags } from '../storage/walk.js';
 import { limiter, mapLimit } from '../util/limit.js';
@@ -50,7 +49,8 @@ export interface ApplyInput {
  */
 class Trash {
   private n = 0;
-  private readonly door: StorageDoor;
+  /** One door for the whole run: it remembers the parents it verified (see storageDoor). */
+  readonly door: StorageDoor;
   constructor(
     private readonly fs: StorageFs,
     private readonly lay: Layout,
@@ -187,7 +187,7 @@ export async function applyPlan(input: ApplyInput): Promise<ApplyReport> {
     const dir = lay.tag(repo, tag);
     if (stopping()) return undefined;
     try {
-      const linked = await symlinkOnPath(fs, lay, lay.tagCurrentDir(repo, tag));
+      const linked = await trash.door.linkOnPath(lay.tagCurrentDir(repo, tag));
       if (linked !== undefined) return emitTag(t, 'failed', `${linked} is a symbolic link; not followed, left in place`);
       const link = await readLink(fs, lay.tagCurrentLink(repo, tag));
       if (!link.ok) {
@@ -280,7 +280,7 @@ export async function applyPlan(input: ApplyInput): Promise<ApplyReport> {
         continue;
       }
       try {
-        const linked = await symlinkOnPath(fs, lay, lay.revision(repo, d));
+        const linked = await trash.door.linkOnPath(lay.revision(repo, d));
         if (linked !== undefined) {
           out.push(emitManifest(m, 'failed', `${linked} is a symbolic link; not followed, left in place`));
           continue;
@@ -307,6 +307,7 @@ export async function applyPlan(input: ApplyInput): Promise<ApplyReport> {
     if (taken.length === 0) return out;
     // A tag pushed onto one of these manifests meanwhile wins: put it back.
     const after = await reachableNow(repo, revisions, planned);
+    const discarding: Array<Promise<ManifestOutcome>> = [];
     for (const { m, d, trashed, linkMtime } of taken) {
       // The registry's manifest PUT writes the revision link first and the tag
       // after: a link rewritten between our look and the rename is a push in
@@ -323,13 +324,15 @@ export async function applyPlan(input: ApplyInput): Promise<ApplyReport> {
         out.push(emitManifest(m, typeof after === 'string' ? 'failed' : 'changed', why));
         continue;
       }
-      try {
-        await trash.discard(trashed);
-        out.push(emitManifest(m, 'removed'));
-      } catch (err) {
-        out.push(emitManifest(m, 'removed', `left in ${trashed}: ${message(err)}`));
-      }
+      // Emptied in the remover threads, all of this repository's at once.
+      discarding.push(
+        trash.discard(trashed).then(
+          () => emitManifest(m, 'removed'),
+          (err: unknown) => emitManifest(m, 'removed', `left in ${trashed}: ${message(err)}`),
+        ),
+      );
     }
+    out.push(...(await Promise.all(discarding)));
     return out;
   };
 

@@ -36,6 +36,12 @@ export interface StorageDoor {
   createMarker(path: string, text: string): Promise<'created' | 'exists'>;
   /** Whether two existing paths below the root are on the same filesystem (a rename between them works). */
   sameFilesystem(a: string, b: string): Promise<boolean>;
+  /**
+   * The first symbolic link among the components of `path` below the root (inclusive), or
+   * undefined; a missing component ends the look (the removal itself reports it). For reads
+   * right before a removal: nothing is read through a link.
+   */
+  linkOnPath(path: string): Promise<string | undefined>;
 }
 
 interface Walked {
@@ -69,26 +75,97 @@ export function storageDoor(fs: StorageFs, root: string): StorageDoor {
     }
   };
 
+  /**
+   * Directories proven real (no link on the way from the root) by an earlier walk of this
+   * door, with their identity: the parents that mutations happen in (a repository's
+   * `_manifests/tags`, its `revisions/sha256`, the trash). Only parents are kept, so there
+   * are a few per repository, never one per entry.
+   *
+   * Why one lstat of such a parent is as good as lstat'ing every component from the root
+   * again: lstat(path) resolves every component but the last, following links. If
+   * `team` were swapped for a link (to /etc, or anywhere), the path would resolve to another
+   * directory, and no two live directories share (dev, ino): the identity check fails, and
+   * the walk starts again from the root, where it finds the link and refuses. If the
+   * identity matches, the path leads to the very directory that was walked, and the call
+   * below it changes what a fresh walk would have let it change. A directory removed and
+   * its number reused by a new one (ABA) is caught by the birth time where the filesystem
+   * keeps one (statx: ext4, XFS, btrfs, tmpfs). The check is still made right before each
+   * mutation, so the window is the same as that of a walk from the root (Node has no
+   * openat(): check, then call by path), and moves still re-check both parents after.
+   * At 100k entries this is 1 lstat where there were 8 to 12 (repositories are nested
+   * several directories below the root).
+   */
+  const verified = new Map<string, FileStats>();
+  const MAX_VERIFIED = 20_000;
+  const sameDir = (a: FileStats, b: FileStats | undefined) =>
+    b !== undefined && !b.isSymbolicLink() && b.isDirectory() && a.dev === b.dev && a.ino === b.ino && (a.birthtimeMs ?? 0) === (b.birthtimeMs ?? 0);
+  const remember = (dir: string, st: FileStats) => {
+    if (dir === root) return;
+    if (verified.size >= MAX_VERIFIED) verified.clear();
+    verified.set(dir, st);
+  };
+
+  /** The deepest remembered ancestor of `path` that is still the same directory, or undefined (then: from the root). */
+  const anchorOf = async (path: string): Promise<{ dir: string; stat: FileStats } | undefined> => {
+    if (verified.size === 0) return undefined;
+    for (let cut = path.lastIndexOf('/'); cut > base.length; cut = path.lastIndexOf('/', cut - 1)) {
+      const dir = path.slice(0, cut);
+      const known = verified.get(dir);
+      if (known === undefined) continue;
+      const now = await lstatOrUndefined(dir);
+      if (sameDir(known, now)) return { dir, stat: now as FileStats };
+      // Replaced, moved or gone: nothing remembered is trusted any more; walk from the root.
+      verified.clear();
+      return undefined;
+    }
+    return undefined;
+  };
+
   /** Every component below the root: must be a real directory (the last may be anything but a link, or missing). */
-  const walk = async (op: string, path: string, linkTail = false): Promise<Walked> => {
+  const walk = async (op: string, path: string, linkTail = false, rememberParent = false): Promise<Walked> => {
     if (!path.startsWith(`${base}/`) || path.length === base.length + 1) throw unsafePath(op, path, `not below the storage root ${root}`);
     const parts = path.slice(base.length + 1).split('/');
     if (parts.some((p) => p === '' || p === '.' || p === '..')) throw unsafePath(op, path, 'not a plain path');
+    const anchor = await anchorOf(path);
     let current = root;
-    let currentStat = await fs.lstat(root).catch((err: unknown) => Promise.reject(ioError(`lstat ${root}`, err)));
-    for (const [i, part] of parts.entries()) {
-      const next = `${base}/${parts.slice(0, i + 1).join('/')}`;
+    let currentStat: FileStats;
+    let from = 0;
+    if (anchor !== undefined) {
+      current = anchor.dir;
+      currentStat = anchor.stat;
+      from = anchor.dir.slice(base.length + 1).split('/').length;
+    } else {
+      currentStat = await fs.lstat(root).catch((err: unknown) => Promise.reject(ioError(`lstat ${root}`, err)));
+    }
+    for (let i = from; i < parts.length; i++) {
+      const next = `${current === '/' ? '' : current}/${parts[i] as string}`;
       const st = await lstatOrUndefined(next);
-      if (st === undefined) return { parent: current, parentStat: currentStat, stat: undefined, missing: parts.slice(i) };
       const last = i === parts.length - 1;
-      if (st.isSymbolicLink() && !(last && linkTail)) throw unsafePath(op, path, `${next} is a symbolic link`);
-      if (last) return { parent: current, parentStat: currentStat, stat: st, missing: [] };
+      if (st === undefined) {
+        if (last && rememberParent) remember(current, currentStat);
+        return { parent: current, parentStat: currentStat, stat: undefined, missing: parts.slice(i) };
+      }
+      if (st.isSymbolicLink() && !(last && linkTail)) throw Object.assign(unsafePath(op, path, `${next} is a symbolic link`), { link: next });
+      if (last) {
+        if (rememberParent) remember(current, currentStat);
+        return { parent: current, parentStat: currentStat, stat: st, missing: [] };
+      }
       if (!st.isDirectory()) throw unsafePath(op, path, `${next} is not a directory`);
       current = next;
       currentStat = st;
-      void part;
     }
     throw unsafePath(op, path, 'empty path');
+  };
+
+  const linkOnPath: StorageDoor['linkOnPath'] = async (path) => {
+    try {
+      await walk('read', path);
+      return undefined;
+    } catch (err) {
+      const link = (err as { link?: unknown }).link;
+      if (typeof link === 'string') return link;
+      throw err;
+    }
   };
 
   const sameId = (a: FileStats, b: FileStats | undefined) => b !== undefined && a.dev === b.dev && a.ino === b.ino;
@@ -205,9 +282,9 @@ export function storageDoor(fs: StorageFs, root: string): StorageDoor {
   };
 
   const move: StorageDoor['move'] = async (from, to, opts = {}) => {
-    const a = await walk('move', from, opts.marker === true);
+    const a = await walk('move', from, opts.marker === true, true);
     if (a.stat === undefined) return 'missing';
-    const b = await walk('move into', to);
+    const b = await walk('move into', to, false, true);
     if (b.missing.length > 1) throw ioError(`move ${from} to ${to}`, new Error(`${b.parent} has no ${b.missing[0] ?? ''}`));
     try {
       await raw.rename(from, to);
@@ -218,13 +295,14 @@ export function storageDoor(fs: StorageFs, root: string): StorageDoor {
     // A parent swapped for a symlink between the check and the rename: say so loudly.
     const [pa, pb] = await Promise.all([lstatOrUndefined(a.parent), lstatOrUndefined(b.parent)]);
     if (!sameId(a.parentStat, pa) || !sameId(b.parentStat, pb)) {
+      verified.clear();
       throw unsafePath('move', from, `a parent directory changed during the rename (to ${to})`);
     }
     return 'moved';
   };
 
   const del: StorageDoor['delete'] = async (path, opts = {}) => {
-    const w = await walk('delete', path, opts.marker === true);
+    const w = await walk('delete', path, opts.marker === true, true);
     if (w.stat === undefined) return 'missing';
     try {
       // rm -r removes links it meets inside, never what they point to.
@@ -256,7 +334,7 @@ export function storageDoor(fs: StorageFs, root: string): StorageDoor {
     return sa.dev === sb.dev;
   };
 
-  return { root, ensureDir, createFile, putAtomic, move, delete: del, createMarker, sameFilesystem };
+  return { root, ensureDir, createFile, putAtomic, move, delete: del, createMarker, sameFilesystem, linkOnPath };
 }
 
 /**

@@ -1,4 +1,6 @@
 import { renameSync as nodeRenameSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { Worker } from 'node:worker_threads';
 
 /**
  * The filesystem regprune needs: a small subset of `node:fs`, so that
@@ -24,6 +26,8 @@ export interface FileStats {
   readonly ino: number;
   readonly uid: number;
   readonly gid: number;
+  /** 0 (or absent) where the filesystem keeps none. */
+  readonly birthtimeMs?: number;
   isDirectory(): boolean;
   isFile(): boolean;
   isSymbolicLink(): boolean;
@@ -144,9 +148,13 @@ export function storageFs(fsModule: unknown): StorageFs {
       f.renameSync(from, to);
     },
     // Removal is the exception: each unlink and rmdir waits on the filesystem's
-    // journal, and in the thread pool several overlap (a plan's tag directories
-    // went 2x faster than with one at a time; `rm -rf` does one at a time).
+    // journal, and removals in other threads overlap with the checks of the next
+    // entries (`rm -rf` does one at a time). On the real filesystem they go to
+    // remover threads (below); Node 20's fs.promises.rm is rimraf in JavaScript: an
+    // lstat, a failing rmdir, a readdir and a main-thread callback per entry, which
+    // was a third of an apply's main-thread time.
     rm: async (path, options) => {
+      if (native && options.recursive && options.force) return removers.remove(path);
       // memfs's rm follows a link given to it (node's unlinks the link): there, unlink it.
       if (!native && isLink(path)) return f.unlinkSync(path);
       return f.promises?.rm === undefined ? f.rmSync(path, options) : f.promises.rm(path, options);
@@ -211,3 +219,120 @@ export function readOnlyFs(reads: Omit<StorageFs, typeof RAW>, what: string): St
   };
   return { ...reads, [RAW]: raw };
 }
+
+/**
+ * The body of a remover thread: `rm -rf` of one path per message, with plain
+ * synchronous calls (a thread of its own may block). Like `rm -r`, a symbolic
+ * link met anywhere is unlinked, never followed: the given path is lstat'ed
+ * (the door checked it, and a lock marker is a link), and below it the entry
+ * types come from readdir (d_type; Node lstats where the filesystem gives
+ * none). What remains is the race every path-based remover has (rimraf's and
+ * Node's too): a directory swapped for a link between the readdir that listed
+ * it and the readdir of it. The door only removes inside regprune's trash (a
+ * 0700 directory of the user running it, out of the registry's sight) or
+ * entries it just checked, where the registry's user cannot make that swap.
+ */
+const REMOVER = `
+const { parentPort } = require('node:worker_threads');
+const fs = require('node:fs');
+const gone = (err) => err && err.code === 'ENOENT';
+function tree(path) {
+  let entries;
+  try {
+    entries = fs.readdirSync(path, { withFileTypes: true });
+  } catch (err) {
+    if (gone(err)) return;
+    throw err;
+  }
+  for (const e of entries) {
+    const p = path + '/' + e.name;
+    if (e.isDirectory()) tree(p);
+    else try { fs.unlinkSync(p); } catch (err) { if (!gone(err)) throw err; }
+  }
+  try { fs.rmdirSync(path); } catch (err) { if (!gone(err)) throw err; }
+}
+function remove(path) {
+  let st;
+  try { st = fs.lstatSync(path); } catch (err) { if (!gone(err)) throw err; return; }
+  if (st.isDirectory()) tree(path);
+  else try { fs.unlinkSync(path); } catch (err) { if (!gone(err)) throw err; }
+}
+// Paths come in batches (one message per turn of the main thread's loop, not one per entry).
+parentPort.on('message', (batch) => {
+  const done = [];
+  for (const { id, path } of batch) {
+    try {
+      remove(path);
+      done.push({ id });
+    } catch (err) {
+      done.push({ id, error: { message: String(err && err.message), code: err && err.code } });
+    }
+  }
+  parentPort.postMessage(done);
+});
+`;
+
+interface Pending {
+  resolve(): void;
+  reject(err: Error): void;
+}
+
+/**
+ * A few remover threads, started on the first removal. They keep the process
+ * alive only while a removal is under way, so a run ends as soon as its last
+ * removal has.
+ */
+const removers = (() => {
+  let nextId = 0;
+  // Removal waits on the filesystem's journal more than on a core: on ext4 (2 cores, 10k tags)
+  // the apply took 8.2 s with one thread, 6.0 s with two, 5.2 s with four (`rm -rf`: 4.9 s).
+  // A thread costs about 8 MB; on tmpfs the count hardly matters.
+  const size = Math.max(2, Math.min(4, availableParallelism() * 2));
+  type Thread = { worker: Worker; pending: Map<number, Pending>; batch: Array<{ id: number; path: string }> };
+  const threads: Thread[] = [];
+  const start = (): Thread => {
+    const pending = new Map<number, Pending>();
+    // It keeps nothing between messages: a small heap (the default young generation alone may grow to tens of MB per thread).
+    const worker = new Worker(REMOVER, { eval: true, resourceLimits: { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 32 } });
+    worker.unref();
+    worker.on('message', (done: Array<{ id: number; error?: { message: string; code?: string } }>) => {
+      for (const m of done) {
+        const p = pending.get(m.id);
+        if (p === undefined) continue;
+        pending.delete(m.id);
+        if (m.error === undefined) p.resolve();
+        else p.reject(Object.assign(new Error(m.error.message), m.error.code === undefined ? {} : { code: m.error.code }));
+      }
+      if (pending.size === 0) worker.unref();
+    });
+    worker.on('error', (err) => {
+      for (const p of pending.values()) p.reject(err);
+      pending.clear();
+      const i = threads.indexOf(t);
+      if (i >= 0) threads.splice(i, 1);
+    });
+    const t: Thread = { worker, pending, batch: [] };
+    threads.push(t);
+    return t;
+  };
+  const flush = (t: Thread) => {
+    const batch = t.batch;
+    t.batch = [];
+    t.worker.postMessage(batch);
+  };
+  return {
+    remove(path: string): Promise<void> {
+      let t = threads.reduce<Thread | undefined>((best, x) => (best === undefined || x.pending.size < best.pending.size ? x : best), undefined);
+      if (t === undefined || (t.pending.size > 0 && threads.length < size)) t = start();
+      const thread = t;
+      const id = nextId++;
+      return new Promise<void>((resolve, reject) => {
+        if (thread.pending.size === 0) thread.worker.ref();
+        thread.pending.set(id, { resolve, reject });
+        thread.batch.push({ id, path });
+        // Sent once the current turn is over: the removals it started go in one message.
+        if (thread.batch.length === 1) setImmediate(flush, thread);
+      });
+    },
+  };
+})();

@@ -126,4 +126,64 @@ describe.each(envs)('storage door on %s', (_name, make) => {
     expect(await door.delete(join(e.root, 'lock.aside'), { marker: true })).toBe('deleted');
     expect(e.list(e.victim)).toEqual(['precious']);
   });
+  test('a parent verified earlier in the run is trusted only while it is the same directory: an ancestor swapped for a link is refused', async () => {
+    const e = make();
+    const tags = join(e.root, 'v2', 'team', 'app', 'tags');
+    for (const t of ['t1', 't2', 't3']) {
+      e.mkdir(join(tags, t, 'current'));
+      e.write(join(tags, t, 'current', 'link'), t);
+    }
+    e.mkdir(join(e.root, 'trash'));
+    const door = storageDoor(e.fs, e.root);
+    // Verifies (and remembers) tags/ and trash/.
+    expect(await door.move(join(tags, 't1'), join(e.root, 'trash', '1'))).toBe('moved');
+    expect(await door.linkOnPath(join(tags, 't2', 'current'))).toBeUndefined();
+    // The registry's user swaps the repository for a link to a look-alike outside the tree.
+    // (Moved out whole and linked back, it would be the same directory, which the identity
+    // check lets through: the call then changes exactly what it would have changed in place.)
+    const outside = join(e.victim, 'team');
+    for (const t of ['t2', 't3']) e.mkdir(join(outside, 'app', 'tags', t, 'current'));
+    await e.fs[RAW].rename(join(e.root, 'v2', 'team'), join(e.root, 'v2', 'team.old'));
+    e.link(outside, join(e.root, 'v2', 'team'));
+    expect(await door.linkOnPath(join(tags, 't2', 'current'))).toBe(join(e.root, 'v2', 'team'));
+    await unsafe(door.move(join(tags, 't2'), join(e.root, 'trash', '2')));
+    await unsafe(door.delete(join(tags, 't3')));
+    expect(e.list(join(outside, 'app', 'tags'))).toEqual(['t2', 't3']);
+    // The trash itself swapped for a link: refused too.
+    e.mkdir(join(e.victim, 'trash', '1'));
+    await e.fs[RAW].rename(join(e.root, 'trash'), join(e.root, 'trash.old'));
+    e.link(join(e.victim, 'trash'), join(e.root, 'trash'));
+    await unsafe(door.delete(join(e.root, 'trash', '1')));
+    expect(e.list(join(e.victim, 'trash'))).toEqual(['1']);
+  });
+
+  test('after the first entry, a mutation under the same parent lstats only below that parent', async () => {
+    const e = make();
+    const tags = join(e.root, 'docker', 'registry', 'v2', 'repositories', 'team', 'app', '_manifests', 'tags');
+    for (const t of ['t1', 't2']) e.mkdir(join(tags, t, 'current'));
+    e.mkdir(join(e.root, 'trash'));
+    const seen: string[] = [];
+    const counting: StorageFs = { ...e.fs, lstat: (p: string) => (seen.push(p), e.fs.lstat(p)) };
+    const door = storageDoor(counting, e.root);
+    await door.move(join(tags, 't1'), join(e.root, 'trash', '1'));
+    seen.length = 0;
+    await door.move(join(tags, 't2'), join(e.root, 'trash', '2'));
+    // tags/ and t2, trash/ and trash/2, then both parents again after the rename.
+    expect(seen.sort()).toEqual([tags, tags, join(tags, 't2'), join(e.root, 'trash'), join(e.root, 'trash'), join(e.root, 'trash', '2')].sort());
+  });
+
+  test('delete removes a tree with links inside as rm -r does: the links, never what they point to', async () => {
+    const e = make();
+    const d = join(e.root, 'trash', 'x');
+    e.mkdir(join(d, 'a', 'b'));
+    e.write(join(d, 'a', 'b', 'f'), 'x');
+    e.link(e.victim, join(d, 'a', 'dirlink'));
+    e.link(join(e.victim, 'precious'), join(d, 'filelink'));
+    const door = storageDoor(e.fs, e.root);
+    expect(await door.delete(d)).toBe('deleted');
+    expect(e.list(join(e.root, 'trash'))).toEqual([]);
+    expect(e.list(e.victim)).toEqual(['precious']);
+    expect(e.read(join(e.victim, 'precious'))).toBe('keep');
+    expect(await door.delete(d)).toBe('missing');
+  });
 });
