@@ -1,5 +1,4 @@
 import { renameSync as nodeRenameSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 
 /**
@@ -221,8 +220,10 @@ export function readOnlyFs(reads: Omit<StorageFs, typeof RAW>, what: string): St
 }
 
 /**
- * The body of a remover thread: `rm -rf` of one path per message, with plain
- * synchronous calls (a thread of its own may block). Like `rm -r`, a symbolic
+ * The body of the remover thread: `rm -rf` of each path it is sent, with the
+ * promise calls (the thread pool overlaps several removals, as the filesystem's
+ * journal makes each wait; the callbacks run in this thread, not in the main
+ * one). Like `rm -r`, a symbolic
  * link met anywhere is unlinked, never followed: the given path is lstat'ed
  * (the door checked it, and a lock marker is a link), and below it the entry
  * types come from readdir (d_type; Node lstats where the filesystem gives
@@ -234,41 +235,49 @@ export function readOnlyFs(reads: Omit<StorageFs, typeof RAW>, what: string): St
  */
 const REMOVER = `
 const { parentPort } = require('node:worker_threads');
-const fs = require('node:fs');
-const gone = (err) => err && err.code === 'ENOENT';
-function tree(path) {
+const fsp = require('node:fs/promises');
+const ignoreGone = (err) => { if (!err || err.code !== 'ENOENT') throw err; };
+async function tree(path) {
   let entries;
   try {
-    entries = fs.readdirSync(path, { withFileTypes: true });
+    entries = await fsp.readdir(path, { withFileTypes: true });
   } catch (err) {
-    if (gone(err)) return;
-    throw err;
+    return ignoreGone(err);
   }
-  for (const e of entries) {
+  await Promise.all(entries.map((e) => {
     const p = path + '/' + e.name;
-    if (e.isDirectory()) tree(p);
-    else try { fs.unlinkSync(p); } catch (err) { if (!gone(err)) throw err; }
-  }
-  try { fs.rmdirSync(path); } catch (err) { if (!gone(err)) throw err; }
+    return e.isDirectory() ? tree(p) : fsp.unlink(p).catch(ignoreGone);
+  }));
+  await fsp.rmdir(path).catch(ignoreGone);
 }
-function remove(path) {
+async function remove(path) {
   let st;
-  try { st = fs.lstatSync(path); } catch (err) { if (!gone(err)) throw err; return; }
-  if (st.isDirectory()) tree(path);
-  else try { fs.unlinkSync(path); } catch (err) { if (!gone(err)) throw err; }
-}
-// Paths come in batches (one message per turn of the main thread's loop, not one per entry).
-parentPort.on('message', (batch) => {
-  const done = [];
-  for (const { id, path } of batch) {
-    try {
-      remove(path);
-      done.push({ id });
-    } catch (err) {
-      done.push({ id, error: { message: String(err && err.message), code: err && err.code } });
-    }
+  try {
+    st = await fsp.lstat(path);
+  } catch (err) {
+    return ignoreGone(err);
   }
-  parentPort.postMessage(done);
+  if (st.isDirectory()) await tree(path);
+  else await fsp.unlink(path).catch(ignoreGone);
+}
+// Paths come in batches (one message per turn of the main thread's loop, not one per entry),
+// and go back the same way.
+let done = [];
+const flush = () => {
+  const d = done;
+  done = [];
+  parentPort.postMessage(d);
+};
+const report = (r) => {
+  if (done.push(r) === 1) setImmediate(flush);
+};
+parentPort.on('message', (batch) => {
+  for (const { id, path } of batch) {
+    remove(path).then(
+      () => report({ id }),
+      (err) => report({ id, error: { message: String(err && err.message), code: err && err.code } }),
+    );
+  }
 });
 `;
 
@@ -284,10 +293,10 @@ interface Pending {
  */
 const removers = (() => {
   let nextId = 0;
-  // Removal waits on the filesystem's journal more than on a core: on ext4 (2 cores, 10k tags)
-  // the apply took 8.2 s with one thread, 6.0 s with two, 5.2 s with four (`rm -rf`: 4.9 s).
-  // A thread costs about 8 MB; on tmpfs the count hardly matters.
-  const size = Math.max(2, Math.min(4, availableParallelism() * 2));
+  // One thread: its removals wait on the filesystem's journal in the thread pool, several at
+  // once (on ext4, 2 cores, 10k tags, one thread of plain synchronous calls took 8.2 s, four
+  // such threads 5.2 s, `rm -rf` 4.9 s); each more thread costs about 8 MB.
+  const size = 1;
   type Thread = { worker: Worker; pending: Map<number, Pending>; batch: Array<{ id: number; path: string }> };
   const threads: Thread[] = [];
   const start = (): Thread => {
