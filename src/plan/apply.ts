@@ -12,6 +12,7 @@ import type { Layout } from '../storage/paths.js';
 import { readRepositoryTags } from '../storage/walk.js';
 import { limiter, mapLimit } from '../util/limit.js';
 import type { ApplyReport, ManifestOutcome, Plan, PlannedManifest, PlannedTag, TagOutcome } from './plan.js';
+import { ApplyControl } from './control.js';
 
 export interface ApplyInput {
   readonly fs: StorageFs;
@@ -140,40 +141,10 @@ export async function applyPlan(input: ApplyInput): Promise<ApplyReport> {
   const concurrency = input.concurrency ?? 32;
   const trash = new Trash(fs, lay, input.runId);
   const trashFinished = await trash.prepare();
-  // Set when nothing more may start: a signal, or the audit log could not be written.
-  let halt: RegpruneError | undefined;
-  const stopping = (): boolean => {
-    if (halt === undefined && input.signal?.aborted === true) {
-      halt = new RegpruneError('INTERRUPTED', `interrupted (${String(input.signal.reason ?? 'signal')}): the entries in hand were finished, nothing more was removed`, {
-        hint: 'run the same command again: it finishes what this run left (the journal and the trash)',
-      });
-    }
-    return halt !== undefined;
-  };
-  const ahead = (entry: PlannedTag | PlannedManifest): void => {
-    try {
-      input.beforeRemove?.(entry);
-    } catch (err) {
-      halt ??= err instanceof RegpruneError ? err : new RegpruneError('IO', message(err), { cause: err });
-      throw halt;
-    }
-  };
+  const run = new ApplyControl(input, 'the journal and the trash');
+  const { stopping, ahead, emitTag, emitManifest } = run;
   if (plan.manifests.length > 0) await writeJournal(fs, lay, plan.manifests, input.runId);
   const cache = input.cache ?? new ManifestCache(fs, lay, limiter(concurrency));
-
-  const emitTag = (t: PlannedTag, result: TagOutcome['result'], detail?: string): TagOutcome => {
-    // Literals, not `{ ...t, result }`: V8 makes spread-plus-extra objects dictionaries, 4x the size.
-    const base = { repository: t.repository, tag: t.tag, digest: t.digest, pushedAt: t.pushedAt, reason: t.reason, result };
-    const o: TagOutcome = detail === undefined ? base : { ...base, detail };
-    input.onOutcome?.(o);
-    return o;
-  };
-  const emitManifest = (m: PlannedManifest, result: ManifestOutcome['result'], detail?: string): ManifestOutcome => {
-    const base = { repository: m.repository, digest: m.digest, reason: m.reason, result };
-    const o: ManifestOutcome = detail === undefined ? base : { ...base, detail };
-    input.onOutcome?.(o);
-    return o;
-  };
 
   const removeTag = async (t: PlannedTag): Promise<TagOutcome | undefined> => {
     let repo: RepositoryName, tag: TagName, digest: Digest;
@@ -218,7 +189,7 @@ export async function applyPlan(input: ApplyInput): Promise<ApplyReport> {
       }
       return emitTag(t, 'removed');
     } catch (err) {
-      if (err === halt) return undefined;
+      if (err === run.halt) return undefined;
       return emitTag(t, 'failed', `removing tag directory ${dir}: ${message(err)}`);
     }
   };
@@ -300,7 +271,7 @@ export async function applyPlan(input: ApplyInput): Promise<ApplyReport> {
         if (trashed === undefined) out.push(emitManifest(m, 'missing'));
         else taken.push({ m, d, trashed, linkMtime });
       } catch (err) {
-        if (err === halt) break;
+        if (err === run.halt) break;
         out.push(emitManifest(m, 'failed', `removing ${lay.revision(repo, d)}: ${message(err)}`));
       }
     }
@@ -352,7 +323,7 @@ export async function applyPlan(input: ApplyInput): Promise<ApplyReport> {
   // Every planned manifest was dealt with (removed, or re-checked and kept),
   // except failures: those stay pending for the next run.
   // Stopped: the journal written at the start still lists every planned manifest, for the next run.
-  if (halt !== undefined) throw halt;
+  if (run.halt !== undefined) throw run.halt;
   const manifests = results.flatMap((r) => r.manifests);
   const failed = manifests.filter((m) => m.result === 'failed');
   if (failed.length > 0) await writeJournal(fs, lay, failed, input.runId);

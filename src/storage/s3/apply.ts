@@ -4,6 +4,7 @@ import { RegpruneError } from '../../model/errors.js';
 import type { Digest, RepositoryName, TagName } from '../../model/names.js';
 import { isDigest, isRepositoryName, parseDigest, parseRepositoryName, parseTagName } from '../../model/names.js';
 import type { ApplyInput } from '../../plan/apply.js';
+import { ApplyControl } from '../../plan/control.js';
 import type { ApplyReport, ManifestOutcome, PlannedManifest, PlannedTag, TagOutcome } from '../../plan/plan.js';
 import { limiter, mapLimit } from '../../util/limit.js';
 import type { StorageDriver } from '../driver.js';
@@ -111,23 +112,8 @@ export async function applyPlanS3(input: ApplyS3Input): Promise<ApplyReport> {
   const { plan, driver } = input;
   const { store, lay, key, journalKey } = s3Parts(driver);
   const concurrency = input.concurrency ?? 16;
-  let halt: RegpruneError | undefined;
-  const stopping = (): boolean => {
-    if (halt === undefined && input.signal?.aborted === true) {
-      halt = new RegpruneError('INTERRUPTED', `interrupted (${String(input.signal.reason ?? 'signal')}): the entries in hand were finished, nothing more was removed`, {
-        hint: 'run the same command again: it finishes what this run left (the journal object in the bucket)',
-      });
-    }
-    return halt !== undefined;
-  };
-  const ahead = (entry: PlannedTag | PlannedManifest): void => {
-    try {
-      input.beforeRemove?.(entry);
-    } catch (err) {
-      halt ??= err instanceof RegpruneError ? err : new RegpruneError('IO', message(err), { cause: err });
-      throw halt;
-    }
-  };
+  const run = new ApplyControl(input, 'the journal object in the bucket');
+  const { stopping, ahead, emitTag, emitManifest } = run;
   const writeJournal = async (tags: readonly PlannedTag[], manifests: readonly PlannedManifest[]) => {
     const doc = {
       version: 1,
@@ -140,19 +126,6 @@ export async function applyPlanS3(input: ApplyS3Input): Promise<ApplyReport> {
   if (plan.tags.length > 0 || plan.manifests.length > 0) await writeJournal(plan.tags, plan.manifests);
   const cache = input.cache ?? new ManifestCache(driver.fs, lay, limiter(concurrency));
   const leftovers = new Set((plan.leftovers ?? []).map((l) => `${l.repository}@${l.digest}`));
-
-  const emitTag = (t: PlannedTag, result: TagOutcome['result'], detail?: string): TagOutcome => {
-    const base = { repository: t.repository, tag: t.tag, digest: t.digest, pushedAt: t.pushedAt, reason: t.reason, result };
-    const o: TagOutcome = detail === undefined ? base : { ...base, detail };
-    input.onOutcome?.(o);
-    return o;
-  };
-  const emitManifest = (m: PlannedManifest, result: ManifestOutcome['result'], detail?: string): ManifestOutcome => {
-    const base = { repository: m.repository, digest: m.digest, reason: m.reason, result };
-    const o: ManifestOutcome = detail === undefined ? base : { ...base, detail };
-    input.onOutcome?.(o);
-    return o;
-  };
 
   const removeTag = async (t: PlannedTag): Promise<TagOutcome | undefined> => {
     let repo: RepositoryName, tag: TagName, digest: Digest;
@@ -196,7 +169,7 @@ export async function applyPlanS3(input: ApplyS3Input): Promise<ApplyReport> {
       for (const o of after) await store.delete(o.key);
       return emitTag(t, 'removed');
     } catch (err) {
-      if (err === halt) return undefined;
+      if (err === run.halt) return undefined;
       return emitTag(t, 'failed', `removing tag ${repo}:${tag} (s3://${prefix}): ${message(err)}`);
     }
   };
@@ -298,7 +271,7 @@ export async function applyPlanS3(input: ApplyS3Input): Promise<ApplyReport> {
         await store.delete(link.key);
         taken.push({ m, d, link });
       } catch (err) {
-        if (err === halt) break;
+        if (err === run.halt) break;
         out.push(emitManifest(m, 'failed', `deleting s3://${link.key}: ${message(err)}`));
       }
     }
@@ -350,7 +323,7 @@ export async function applyPlanS3(input: ApplyS3Input): Promise<ApplyReport> {
     return { tags, manifests };
   });
   // Stopped: the journal object still lists every planned entry, for the next run.
-  if (halt !== undefined) throw halt;
+  if (run.halt !== undefined) throw run.halt;
   const manifests = results.flatMap((r) => r.manifests);
   const failed = manifests.filter((m) => m.result === 'failed');
   if (failed.length > 0) await writeJournal([], failed);
