@@ -8,6 +8,7 @@ import { selectTags } from '../../src/policy/select.js';
 import type { Selector } from '../../src/policy/selector.js';
 import { MediaType, buildImage, buildSignature, descriptorOf, manifestFrom, signatureTag, type BuiltImage, type BuiltIndex, type BuiltManifest } from '../helpers/images.js';
 import { MemRegistry, daysAgo } from '../helpers/memtree.js';
+import { prng } from '../helpers/oracle-tree.js';
 
 // Invariants under random input: random trees (shared layers, indexes, an
 // index inside an index, index children shared between indexes or tagged
@@ -19,16 +20,6 @@ import { MemRegistry, daysAgo } from '../helpers/memtree.js';
 
 const now = new Date('2026-11-23T12:00:00Z');
 
-function prng(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface World {
   reg: MemRegistry;
