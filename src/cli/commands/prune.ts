@@ -80,7 +80,7 @@ export function pruneCommand(deps: CliDeps, done: (code: ExitCode) => void): Com
       // On a bucket, tag deletions a killed run journaled are finished first (then listed again).
       let finished = 0;
       if (driver.kind === 's3' && !dryRun) {
-        finished = await finishS3Journal(driver);
+        finished = await finishS3Journal(driver, reporter.warn);
         if (finished > 0) await driver.view.refresh();
       }
       // Shared with apply so manifests are read once; a dry run does not hold it while printing.

@@ -3,9 +3,9 @@ import { posix } from 'node:path';
 import { errnoCode } from '../../model/errors.js';
 import { storageDoor } from '../door.js';
 import { readOnlyFs, type DirEntry, type FileStats, type StorageFs } from '../fs.js';
-import { ALGORITHM, CURRENT, DATA, INDEX, LINK, V2_SUFFIX, layout, type Layout } from '../paths.js';
+import { ALGORITHM, CURRENT, DATA, INDEX, LAYERS, LINK, MANIFESTS, REVISIONS, TAGS, V2_SUFFIX, layout, type Layout } from '../paths.js';
 import type { ObjectStore, S3ObjectInfo } from './client.js';
-import { linkEtag } from './walk.js';
+import { linkEtag } from './keys.js';
 
 /**
  * The bucket seen as the filesystem driver's tree, so that walk, graph, plan,
@@ -48,6 +48,12 @@ export interface S3View {
   /** Key of a path of this view (`/reg/docker/...` -> `reg/docker/...`). */
   key(path: string): string;
   stats(): S3ViewStats;
+  /**
+   * Takes the listing now if not yet taken (else on first read). A failed
+   * listing (no such bucket, denied) fails here, where a walk would report
+   * each directory it could not list as a warning.
+   */
+  ready(): Promise<void>;
   /** Lists again (after regprune itself changed the bucket, e.g. finished a killed run's deletions). */
   refresh(): Promise<void>;
 }
@@ -63,6 +69,72 @@ const HEX = /^[a-f0-9]{64}$/;
 /** The registry refuses manifests over 4 MiB; nothing larger is read as one. */
 const MAX_MANIFEST = 4 * 1024 * 1024;
 
+function notUnderstood(op: string, path: string, why: string): Error {
+  return Object.assign(new Error(`EIO: ${why}; not understood, left in place, ${op} '${path}'`), { code: 'EIO' });
+}
+
+/**
+ * Keys a filesystem cannot hold, or that no registry writes where they are,
+ * found in a listing. Each makes a part of the tree refuse to be read (an
+ * error naming the key, which the walk and the graph report as a warning):
+ *
+ * - `units`: a tag's directory, a revision's or a layer link's directory,
+ *   holding such a key (a tag's: or any object but the links the registry
+ *   writes there, `current/link` and `index/sha256/<hex>/link`): nothing at
+ *   or below it is read, so the tag is never selected and its repository's
+ *   manifests stay (the S3 apply removes a tag by deleting every key under
+ *   it, which must then be only what it understood);
+ * - `listings`: elsewhere, the directory whose listing holds the odd name;
+ * - `objects`: elsewhere, a key that is also a prefix (`.../link` and
+ *   `.../link/x`): neither the file nor the directory is read.
+ */
+class OddKeys {
+  readonly units = new Map<string, string>();
+  readonly listings = new Map<string, string>();
+  readonly objects = new Map<string, string>();
+
+  get empty(): boolean {
+    return this.units.size === 0 && this.listings.size === 0 && this.objects.size === 0;
+  }
+
+  /** Why `k` (a key path without a trailing `/`) cannot be read, if it cannot. */
+  refused(k: string, listing: boolean): string | undefined {
+    if (this.empty) return undefined;
+    if (listing && this.listings.has(k)) return this.listings.get(k);
+    const own = this.objects.get(k);
+    if (own !== undefined) return own;
+    for (let p = k; ; ) {
+      const why = this.units.get(p);
+      if (why !== undefined) return why;
+      const slash = p.lastIndexOf('/');
+      if (slash < 0) return undefined;
+      p = p.slice(0, slash);
+    }
+  }
+}
+
+const q = (k: string) => JSON.stringify(k);
+
+/**
+ * The unit (tag, revision or layer link directory) a key below
+ * `repositories/` lies in, as the index of its last segment, with whether the
+ * key is one the registry writes there. `parts` is the key below
+ * `repositories/`, split on `/`.
+ */
+function unitOf(parts: readonly string[]): { end: number; written: boolean } | undefined {
+  const at = parts.findIndex((p) => p.startsWith('_'));
+  if (at <= 0) return undefined;
+  const rest = parts.slice(at);
+  const is = (...want: string[]) => rest.length === want.length && want.every((w, i) => w === '*' || (w === 'HEX' ? HEX.test(rest[i] as string) : rest[i] === w));
+  if (rest[0] === MANIFESTS && rest[1] === TAGS && rest.length >= 4) {
+    return { end: at + 2, written: is(MANIFESTS, TAGS, '*', CURRENT, LINK) || is(MANIFESTS, TAGS, '*', INDEX, ALGORITHM, 'HEX', LINK) };
+  }
+  // A revision's directory may hold more (a leftover of an API delete goes with the plan, as on a filesystem).
+  if (rest[0] === MANIFESTS && rest[1] === REVISIONS && rest[2] === ALGORITHM && rest.length >= 5) return { end: at + 3, written: true };
+  if (rest[0] === LAYERS && rest[1] === ALGORITHM && rest.length >= 4) return { end: at + 2, written: true };
+  return undefined;
+}
+
 function enoent(op: string, path: string): Error {
   return Object.assign(new Error(`ENOENT: no such file or directory, ${op} '${path}'`), { code: 'ENOENT' });
 }
@@ -74,6 +146,8 @@ function eisdir(op: string, path: string): Error {
 }
 
 const EPOCH = new Date(0);
+/** Path segments a key may hold but no directory entry can: they would walk in place or up the tree. */
+const BAD_SEGMENT = new Set(['', '.', '..']);
 
 function fileStats(size: number, mtimeMs: number): FileStats {
   const mtime = new Date(mtimeMs);
@@ -137,7 +211,12 @@ class Snapshot {
     return i < this.keys.length && (this.keys[i] as string).startsWith(prefix);
   }
 
-  /** Direct children of the directory `prefix` (ending in `/`, or `''` for the top). */
+  /**
+   * Direct children of the directory `prefix` (ending in `/`, or `''` for the
+   * top). Names no directory entry can have (``, `.`, `..`) are left out (the
+   * directory holding them refuses to be listed: see `odd`), and a key that
+   * is also a prefix shows once, as a directory.
+   */
   children(prefix: string): DirEntry[] {
     const out: DirEntry[] = [];
     let i = this.lowerBound(prefix);
@@ -147,12 +226,12 @@ class Snapshot {
       const rest = k.slice(prefix.length);
       const slash = rest.indexOf('/');
       if (slash < 0) {
-        out.push(dirEntry(rest, false));
+        if (!BAD_SEGMENT.has(rest) && !this.hasUnder(`${k}/`)) out.push(dirEntry(rest, false));
         i++;
         continue;
       }
       const name = rest.slice(0, slash);
-      out.push(dirEntry(name, true));
+      if (!BAD_SEGMENT.has(name)) out.push(dirEntry(name, true));
       // Past everything under `name/`: '0' is the character after '/'.
       i = this.lowerBound(`${prefix}${name}0`);
     }
@@ -167,19 +246,53 @@ function sha256Hex(data: Uint8Array): string {
 /** Opens the view: the tree and regprune's state prefix are listed once, on first use. */
 export async function openS3View(store: ObjectStore, rootPrefix: string, options: OpenS3ViewOptions = {}): Promise<S3View> {
   let snap = new Snapshot();
+  let odd = new OddKeys();
   const root = rootPrefix === '' ? '/' : `/${rootPrefix.replace(/\/$/, '')}`;
+  /** Segments of the rootdirectory's prefix (`reg/` -> 1): the driver's own configuration, not the bucket's content. */
+  const rootParts = rootPrefix === '' ? 0 : rootPrefix.replace(/\/$/, '').split('/').length;
   const lay = layout(root);
   const key = (path: string): string => path.slice(1);
+  const reposPrefix = `${key(lay.repositories)}/`;
   const load = async () => {
     const next = new Snapshot();
+    const found = new OddKeys();
+    /** Marks what `parts[bad]` onwards (of key `k`) makes unreadable. */
+    const mark = (k: string, parts: readonly string[], bad: number, why: string) => {
+      const rel = k.startsWith(reposPrefix) ? k.slice(reposPrefix.length).split('/') : undefined;
+      const shift = parts.length - (rel?.length ?? 0);
+      const unit = rel === undefined ? undefined : unitOf(rel);
+      if (unit !== undefined && bad - shift > unit.end) found.units.set(parts.slice(0, shift + unit.end + 1).join('/'), why);
+      else if (bad === parts.length - 1 && !BAD_SEGMENT.has(parts[bad] as string)) found.objects.set(k, why);
+      else found.listings.set(parts.slice(0, bad).join('/'), why);
+    };
     for (const prefix of [`${rootPrefix}${V2_SUFFIX}/`, `${key(lay.stateDir)}/`]) {
       await store.list(prefix, (page) => {
-        for (const o of page) next.add(o);
+        for (const o of page) {
+          const parts = o.key.split('/');
+          // A directory marker (zero bytes, trailing `/`, as some tools create): the directory, no file.
+          const marker = o.key.endsWith('/') && o.size === 0;
+          const bad = parts.findIndex((p, i) => BAD_SEGMENT.has(p) && !(marker && i === parts.length - 1) && i >= rootParts);
+          if (bad >= 0) mark(o.key, parts, bad, `s3 key ${q(o.key)} has an empty, . or .. segment`);
+          else if (!marker && o.key.startsWith(reposPrefix)) {
+            const rel = o.key.slice(reposPrefix.length).split('/');
+            const unit = unitOf(rel);
+            if (unit !== undefined && !unit.written) {
+              found.units.set(parts.slice(0, parts.length - rel.length + unit.end + 1).join('/'), `s3 key ${q(o.key)} is no link the registry writes in a tag's directory`);
+            }
+          }
+          if (!marker) next.add(o);
+        }
         options.onProgress?.({ keys: next.keys.length });
       });
     }
     next.sort();
+    // A key that is also a prefix: a file and a directory at once.
+    for (let i = 0; i < next.keys.length; i++) {
+      const k = next.keys[i] as string;
+      if (next.hasUnder(`${k}/`)) mark(k, k.split('/'), k.split('/').length - 1, `s3 key ${q(k)} is an object and a prefix (of ${q(next.keys[next.lowerBound(`${k}/`)] as string)})`);
+    }
     snap = next;
+    odd = found;
   };
   // Listed on first use: a run that takes a lock first plans from a listing made under it.
   let loaded: Promise<void> | undefined;
@@ -254,9 +367,15 @@ export async function openS3View(store: ObjectStore, rootPrefix: string, options
 
   const isBlobData = (k: string) => k.startsWith(blobsKeyPrefix) && k.endsWith(`/${DATA}`);
 
+  const refuse = (op: string, path: string, k: string, listing = false) => {
+    const why = odd.refused(k, listing);
+    if (why !== undefined) throw notUnderstood(op, path, why);
+  };
+
   const read = async (path: string): Promise<Uint8Array> => {
     await ready();
     const k = key(path);
+    refuse('open', path, k);
     const i = snap.find(k);
     // A manifest pushed since the listing (a tag pushed during apply names it): read it live.
     if (i < 0 && isBlobData(k)) return readBlob(k, path);
@@ -278,6 +397,7 @@ export async function openS3View(store: ObjectStore, rootPrefix: string, options
       readdir: async (path) => {
         await ready();
         const k = key(path);
+        refuse('scandir', path, k, true);
         const prefix = k === '' ? '' : `${k}/`;
         const entries = snap.children(prefix);
         if (entries.length > 0) return entries;
@@ -287,6 +407,7 @@ export async function openS3View(store: ObjectStore, rootPrefix: string, options
       lstat: async (path) => {
         await ready();
         const k = key(path);
+        refuse('lstat', path, k);
         const i = snap.find(k);
         if (i >= 0) return fileStats(snap.sizes[i] as number, snap.mtimes[i] as number);
         if (k === '' || snap.hasUnder(`${k}/`)) return DIR_STATS;
@@ -314,6 +435,7 @@ export async function openS3View(store: ObjectStore, rootPrefix: string, options
     layout: lay,
     key,
     stats: () => ({ keys: snap.keys.length, linksProven, linksRead, manifestsFetched, manifestsCached }),
+    ready,
     refresh: async () => {
       loaded = load();
       await loaded;
