@@ -62,6 +62,7 @@ describe('odd keys in a bucket: left in place, warned by name', () => {
       const p = await pushImage(reg.url, 'odd', `t${t}`, { seed: `odd/${t}`, layers: ['odd/base', `odd/${t}`] });
       digests.set(`odd:t${t}`, p.manifest.digest);
     }
+    for (const t of ['r1', 'r2']) digests.set(`rev:${t}`, (await pushImage(reg.url, 'rev', t, { seed: `rev/${t}`, layers: ['odd/base', `rev/${t}`] })).manifest.digest);
     const c = await pushImage(reg.url, 'clean', 'c1', { seed: 'clean/1', layers: ['odd/base', 'clean/1'] });
     digests.set('clean:c1', c.manifest.digest);
     const config = parseRegistryConfig(['version: 0.1', 'storage:', ...s3StorageYaml(swift, BUCKET)].join('\n'), {}, 'c.yml') as S3StorageConfig;
@@ -104,18 +105,23 @@ describe('odd keys in a bucket: left in place, warned by name', () => {
     // A tag with an index entry and no current/link: the registry does not see it; never selected.
     const ghost = tagKey('ghost', `index/sha256/${hexOf('odd:t9')}/link`);
     await store.put(ghost, digests.get('odd:t9')!);
+    // A key under a revision that is not its link: the revision is not understood, no manifest of rev goes.
+    const revJunk = `${REPOS}rev/_manifests/revisions/sha256/${digests.get('rev:r1')!.slice(7)}/x/link`;
+    planted.push(revJunk);
+    await store.put(revJunk, digests.get('rev:r1')!);
     // Repositories whose names are outside the grammar.
     const badNames = [`${REPOS}Bad_Name/_manifests/tags/x/current/link`, `${REPOS}odd/UP/_manifests/tags/x/current/link`];
     for (const k of badNames) await store.put(k, digests.get('odd:t9')!);
 
-    const named = ['odd:t1', 'odd:t2', 'odd:t3', 'odd:t4', 'odd:t5', 'odd:t6', 'odd:t7', 'odd:t8'];
+    const named = ['odd:t1', 'odd:t2', 'odd:t3', 'odd:t4', 'odd:t5', 'odd:t6', 'odd:t7', 'odd:t8', 'rev:r1', 'rev:r2'];
     const before = await keys();
     const run = await runRegprune(['prune', ...named, '--config', reg.configPath, '--yes', '--json'], { env: env(), timeoutMs: 120_000 });
     // Named tags that were not understood are "missing" from the selection: exit 1.
     expect(run.exitCode, run.stderr).toBe(1);
     const out = JSON.parse(run.stdout) as RunJson;
-    expect(out.tags.map((t) => `${t.repository}:${t.tag}`).sort()).toEqual(['odd:t5', 'odd:t7', 'odd:t8']);
-    expect(out.results?.tags).toEqual({ removed: 3, missing: 0, changed: 0, failed: 0 });
+    expect(out.tags.map((t) => `${t.repository}:${t.tag}`).sort()).toEqual(['odd:t5', 'odd:t7', 'odd:t8', 'rev:r1', 'rev:r2']);
+    expect(out.results?.tags).toEqual({ removed: 5, missing: 0, changed: 0, failed: 0 });
+    expect(out.results?.manifests).toEqual({ removed: 0, missing: 0, changed: 0, failed: 0 });
     expect(out.stats?.linksRead).toBeGreaterThanOrEqual(1);
     // Each odd key is named in a warning.
     for (const k of planted) expect(run.stderr, k).toContain(k);
@@ -124,8 +130,8 @@ describe('odd keys in a bucket: left in place, warned by name', () => {
 
     const after = await keys();
     const gone = before.filter((k) => !after.includes(k)).sort();
-    // Exactly the three tags' objects went (t5 with its markers): nothing else.
-    const removedTag = (k: string) => ['t5', 't7', 't8'].some((t) => k.startsWith(tagKey(t, '')));
+    // Exactly the removed tags' objects went (t5 with its markers): nothing else.
+    const removedTag = (k: string) => ['t5', 't7', 't8'].some((t) => k.startsWith(tagKey(t, ''))) || ['r1', 'r2'].some((t) => k.startsWith(`${REPOS}rev/_manifests/tags/${t}/`));
     expect(gone.every(removedTag), gone.join('\n')).toBe(true);
     expect(before.filter(removedTag).sort()).toEqual(gone);
     for (const k of [...planted, ghost, ...badNames, `${REPOS}odd/_manifests/tags/`]) expect(after, k).toContain(k);
@@ -134,6 +140,8 @@ describe('odd keys in a bucket: left in place, warned by name', () => {
 
     for (const t of ['t1', 't2', 't3', 't4', 't6', 't9']) expect((await pullAndVerify(reg.url, 'odd', t)).digest, t).toBe(digests.get(`odd:${t}`));
     for (const t of ['t5', 't7', 't8']) await expectManifestStatus(reg.url, 'odd', t, 404);
+    // rev's manifests stay (the registry still serves them by digest).
+    for (const t of ['r1', 'r2']) expect((await pullAndVerify(reg.url, 'rev', digests.get(`rev:${t}`)!)).digest).toBe(digests.get(`rev:${t}`));
     for (const k of [...planted, ghost, ...badNames]) await store.delete(k);
   });
 

@@ -63,7 +63,7 @@ function s3Parts(driver: StorageDriver) {
 
 /** What a link object says: from its ETag when that proves one of `candidates`, else read. */
 async function linkDigest(store: ObjectStore, o: S3ObjectInfo, candidates: readonly string[]): Promise<Digest | undefined> {
-  if (o.size === LINK_SIZE) for (const c of candidates) if (o.etag === linkEtag(c)) return c as Digest;
+  if (o.size === LINK_SIZE) for (const c of candidates) if (isDigest(c) && o.etag === linkEtag(c)) return c;
   const got = await store.get(o.key);
   if (got === undefined) return undefined;
   const text = got.body.toString('utf8');
@@ -71,6 +71,7 @@ async function linkDigest(store: ObjectStore, o: S3ObjectInfo, candidates: reado
 }
 
 const INDEX_LINK = /^index\/sha256\/[a-f0-9]{64}\/link$/;
+const REVISION_LINK = /^([a-f0-9]{64})\/link$/;
 /** A directory marker (zero bytes, trailing `/`) whose segments name real directories. */
 const isMarker = (o: S3ObjectInfo, rel: string) => o.size === 0 && (rel === '' || (rel.endsWith('/') && rel.slice(0, -1).split('/').every((p) => p !== '' && p !== '.' && p !== '..')));
 
@@ -231,8 +232,9 @@ export async function applyPlanS3(input: ApplyS3Input): Promise<ApplyReport> {
     const revisionsPrefix = `${key(lay.revisions(repo))}/`;
     const revisions = new Map<Digest, S3ObjectInfo>();
     for (const o of await listAll(store, revisionsPrefix)) {
-      const d = `sha256:${o.key.slice(revisionsPrefix.length).split('/')[0] ?? ''}`;
-      if (isDigest(d) && o.key.endsWith(`/${LINK}`)) revisions.set(d, o);
+      // Exactly `<hex>/link`: another key under a revision (`<hex>/x/link`) is not its link.
+      const m = REVISION_LINK.exec(o.key.slice(revisionsPrefix.length));
+      if (m !== null) revisions.set(`sha256:${m[1]}` as Digest, o);
     }
     const all = [...revisions.keys()];
     roots.push(...all.filter((d) => !planned.has(d)));

@@ -79,11 +79,13 @@ function notUnderstood(op: string, path: string, why: string): Error {
  * error naming the key, which the walk and the graph report as a warning):
  *
  * - `units`: a tag's directory, a revision's or a layer link's directory,
- *   holding such a key (a tag's: or any object but the links the registry
- *   writes there, `current/link` and `index/sha256/<hex>/link`): nothing at
- *   or below it is read, so the tag is never selected and its repository's
+ *   holding such a key (a tag's or a revision's: or any object but the links
+ *   the registry writes there, `current/link` and `index/sha256/<hex>/link`;
+ *   `link`): nothing at or below it is read, so the tag is never selected and its repository's
  *   manifests stay (the S3 apply removes a tag by deleting every key under
- *   it, which must then be only what it understood);
+ *   it, which must then be only what it understood; on S3 the registry's own
+ *   manifest delete removes a revision's whole prefix, so it leaves no
+ *   directory without its link for a plan to sweep);
  * - `listings`: elsewhere, the directory whose listing holds the odd name;
  * - `objects`: elsewhere, a key that is also a prefix (`.../link` and
  *   `.../link/x`): neither the file nor the directory is read.
@@ -129,8 +131,7 @@ function unitOf(parts: readonly string[]): { end: number; written: boolean } | u
   if (rest[0] === MANIFESTS && rest[1] === TAGS && rest.length >= 4) {
     return { end: at + 2, written: is(MANIFESTS, TAGS, '*', CURRENT, LINK) || is(MANIFESTS, TAGS, '*', INDEX, ALGORITHM, 'HEX', LINK) };
   }
-  // A revision's directory may hold more (a leftover of an API delete goes with the plan, as on a filesystem).
-  if (rest[0] === MANIFESTS && rest[1] === REVISIONS && rest[2] === ALGORITHM && rest.length >= 5) return { end: at + 3, written: true };
+  if (rest[0] === MANIFESTS && rest[1] === REVISIONS && rest[2] === ALGORITHM && rest.length >= 5) return { end: at + 3, written: is(MANIFESTS, REVISIONS, ALGORITHM, '*', LINK) };
   if (rest[0] === LAYERS && rest[1] === ALGORITHM && rest.length >= 4) return { end: at + 2, written: true };
   return undefined;
 }
@@ -148,6 +149,12 @@ function eisdir(op: string, path: string): Error {
 const EPOCH = new Date(0);
 /** Path segments a key may hold but no directory entry can: they would walk in place or up the tree. */
 const BAD_SEGMENT = new Set(['', '.', '..']);
+/** Some segment of a key is ``, `.` or `..` (tested first: one regular expression per key). */
+const ODD_SEGMENT = /(?:^|\/)\.{0,2}(?:\/|$)/;
+const TAG_DIRS = `/${MANIFESTS}/${TAGS}/`;
+const REVISION_DIRS = `/${MANIFESTS}/${REVISIONS}/`;
+/** What the registry writes in a tag's or a revision's directory (a quick test; unitOf decides). */
+const WRITTEN_LINK = new RegExp(`/${MANIFESTS}/(?:${TAGS}/[^/]+/(?:${CURRENT}/${LINK}|${INDEX}/${ALGORITHM}/[a-f0-9]{64}/${LINK})|${REVISIONS}/${ALGORITHM}/[^/]+/${LINK})$`);
 
 function fileStats(size: number, mtimeMs: number): FileStats {
   const mtime = new Date(mtimeMs);
@@ -268,16 +275,19 @@ export async function openS3View(store: ObjectStore, rootPrefix: string, options
     for (const prefix of [`${rootPrefix}${V2_SUFFIX}/`, `${key(lay.stateDir)}/`]) {
       await store.list(prefix, (page) => {
         for (const o of page) {
-          const parts = o.key.split('/');
           // A directory marker (zero bytes, trailing `/`, as some tools create): the directory, no file.
-          const marker = o.key.endsWith('/') && o.size === 0;
-          const bad = parts.findIndex((p, i) => BAD_SEGMENT.has(p) && !(marker && i === parts.length - 1) && i >= rootParts);
-          if (bad >= 0) mark(o.key, parts, bad, `s3 key ${q(o.key)} has an empty, . or .. segment`);
-          else if (!marker && o.key.startsWith(reposPrefix)) {
+          const marker = o.size === 0 && o.key.endsWith('/');
+          const own = o.key.slice(rootPrefix.length, marker ? -1 : undefined);
+          if (ODD_SEGMENT.test(own)) {
+            const parts = o.key.split('/');
+            const bad = parts.findIndex((p, i) => i >= rootParts && BAD_SEGMENT.has(p) && !(marker && i === parts.length - 1));
+            mark(o.key, parts, bad, `s3 key ${q(o.key)} has an empty, . or .. segment`);
+          } else if (!marker && (o.key.includes(TAG_DIRS) || o.key.includes(REVISION_DIRS)) && !WRITTEN_LINK.test(o.key) && o.key.startsWith(reposPrefix)) {
             const rel = o.key.slice(reposPrefix.length).split('/');
             const unit = unitOf(rel);
             if (unit !== undefined && !unit.written) {
-              found.units.set(parts.slice(0, parts.length - rel.length + unit.end + 1).join('/'), `s3 key ${q(o.key)} is no link the registry writes in a tag's directory`);
+              const parts = o.key.split('/');
+              found.units.set(parts.slice(0, parts.length - rel.length + unit.end + 1).join('/'), `s3 key ${q(o.key)} is no link the registry writes in a tag's or a revision's directory`);
             }
           }
           if (!marker) next.add(o);
@@ -287,9 +297,10 @@ export async function openS3View(store: ObjectStore, rootPrefix: string, options
     }
     next.sort();
     // A key that is also a prefix: a file and a directory at once.
-    for (let i = 0; i < next.keys.length; i++) {
+    // Keys under `k/` sort right after `k` with the keys starting with `k`: only then is it searched.
+    for (let i = 0; i + 1 < next.keys.length; i++) {
       const k = next.keys[i] as string;
-      if (next.hasUnder(`${k}/`)) mark(k, k.split('/'), k.split('/').length - 1, `s3 key ${q(k)} is an object and a prefix (of ${q(next.keys[next.lowerBound(`${k}/`)] as string)})`);
+      if ((next.keys[i + 1] as string).startsWith(k) && next.hasUnder(`${k}/`)) mark(k, k.split('/'), k.split('/').length - 1, `s3 key ${q(k)} is an object and a prefix (of ${q(next.keys[next.lowerBound(`${k}/`)] as string)})`);
     }
     snap = next;
     odd = found;
