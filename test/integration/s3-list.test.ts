@@ -90,6 +90,14 @@ describe('regprune list --config on S3', () => {
     expect(r.stderr).toMatch(/^regprune: listing s3:\/\/nosuchbucket\/reg\/docker\/registry\/v2\/ \(bucket nosuchbucket\): HTTP 404 NoSuchBucket/);
     expect(r.stderr).toMatch(/\nhint: check storage\.s3\.bucket in the config \(and REGISTRY_STORAGE_S3_BUCKET in the environment\)\n$/);
   });
+
+  test('du, check and prune --dry-run on a bucket that does not exist fail naming it, as list does', async () => {
+    for (const args of [['du'], ['check'], ['prune', 'team/app:v1', '--dry-run']]) {
+      const r = await runRegprune([...args, '--config', reg.configPath], { env: { REGISTRY_STORAGE_S3_BUCKET: 'nosuchbucket' } });
+      expect(r.exitCode, `${args[0]}: ${r.stderr}`).toBe(1);
+      expect(r.stderr, args[0]).toMatch(/^regprune: listing s3:\/\/nosuchbucket\/reg\/docker\/registry\/v2\/ \(bucket nosuchbucket\): HTTP 404 NoSuchBucket/);
+    }
+  });
 });
 
 describe('regprune list --config (not S3)', () => {
