@@ -58,7 +58,7 @@ describe('odd keys in a bucket: left in place, warned by name', () => {
     swift = await startSwift();
     await swift.createBucket(BUCKET);
     reg = await startS3Registry(swift, BUCKET);
-    for (let t = 1; t <= 9; t++) {
+    for (let t = 1; t <= 10; t++) {
       const p = await pushImage(reg.url, 'odd', `t${t}`, { seed: `odd/${t}`, layers: ['odd/base', `odd/${t}`] });
       digests.set(`odd:t${t}`, p.manifest.digest);
     }
@@ -95,6 +95,8 @@ describe('odd keys in a bucket: left in place, warned by name', () => {
       tagKey('t4', `index/sha256/${hexOf('odd:t4').toUpperCase()}/link`),
       // t6: a foreign object beside current/ and index/.
       tagKey('t6', 'notes.txt'),
+      // t10: the tag's directory is also an object.
+      `${REPOS}odd/_manifests/tags/t10`,
     ];
     for (const k of planted) await store.put(k, digests.get('odd:t9')!);
     // Directory markers (zero bytes, trailing /) as some tools create them: understood, never in the way.
@@ -113,7 +115,7 @@ describe('odd keys in a bucket: left in place, warned by name', () => {
     const badNames = [`${REPOS}Bad_Name/_manifests/tags/x/current/link`, `${REPOS}odd/UP/_manifests/tags/x/current/link`];
     for (const k of badNames) await store.put(k, digests.get('odd:t9')!);
 
-    const named = ['odd:t1', 'odd:t2', 'odd:t3', 'odd:t4', 'odd:t5', 'odd:t6', 'odd:t7', 'odd:t8', 'rev:r1', 'rev:r2'];
+    const named = ['odd:t1', 'odd:t2', 'odd:t3', 'odd:t4', 'odd:t5', 'odd:t6', 'odd:t7', 'odd:t8', 'odd:t10', 'rev:r1', 'rev:r2'];
     const before = await keys();
     const run = await runRegprune(['prune', ...named, '--config', reg.configPath, '--yes', '--json'], { env: env(), timeoutMs: 120_000 });
     // Named tags that were not understood are "missing" from the selection: exit 1.
@@ -135,10 +137,10 @@ describe('odd keys in a bucket: left in place, warned by name', () => {
     expect(gone.every(removedTag), gone.join('\n')).toBe(true);
     expect(before.filter(removedTag).sort()).toEqual(gone);
     for (const k of [...planted, ghost, ...badNames, `${REPOS}odd/_manifests/tags/`]) expect(after, k).toContain(k);
-    for (const t of ['t1', 't2', 't3', 't4', 't6']) expect(after).toContain(tagKey(t, 'current/link'));
+    for (const t of ['t1', 't2', 't3', 't4', 't6', 't10']) expect(after).toContain(tagKey(t, 'current/link'));
     expect(after.filter((k) => k.startsWith('reg/.regprune/'))).toEqual([]);
 
-    for (const t of ['t1', 't2', 't3', 't4', 't6', 't9']) expect((await pullAndVerify(reg.url, 'odd', t)).digest, t).toBe(digests.get(`odd:${t}`));
+    for (const t of ['t1', 't2', 't3', 't4', 't6', 't9', 't10']) expect((await pullAndVerify(reg.url, 'odd', t)).digest, t).toBe(digests.get(`odd:${t}`));
     for (const t of ['t5', 't7', 't8']) await expectManifestStatus(reg.url, 'odd', t, 404);
     // rev's manifests stay (the registry still serves them by digest).
     for (const t of ['r1', 'r2']) expect((await pullAndVerify(reg.url, 'rev', digests.get(`rev:${t}`)!)).digest).toBe(digests.get(`rev:${t}`));

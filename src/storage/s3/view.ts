@@ -86,25 +86,22 @@ function notUnderstood(op: string, path: string, why: string): Error {
  *   it, which must then be only what it understood; on S3 the registry's own
  *   manifest delete removes a revision's whole prefix, so it leaves no
  *   directory without its link for a plan to sweep);
- * - `listings`: elsewhere, the directory whose listing holds the odd name;
- * - `objects`: elsewhere, a key that is also a prefix (`.../link` and
- *   `.../link/x`): neither the file nor the directory is read.
+ *   and elsewhere, a key that is also a prefix (`.../link` and `.../link/x`):
+ *   neither the file nor anything below it is read;
+ * - `listings`: elsewhere, the directory whose listing holds the odd name.
  */
 class OddKeys {
   readonly units = new Map<string, string>();
   readonly listings = new Map<string, string>();
-  readonly objects = new Map<string, string>();
 
   get empty(): boolean {
-    return this.units.size === 0 && this.listings.size === 0 && this.objects.size === 0;
+    return this.units.size === 0 && this.listings.size === 0;
   }
 
   /** Why `k` (a key path without a trailing `/`) cannot be read, if it cannot. */
   refused(k: string, listing: boolean): string | undefined {
     if (this.empty) return undefined;
     if (listing && this.listings.has(k)) return this.listings.get(k);
-    const own = this.objects.get(k);
-    if (own !== undefined) return own;
     for (let p = k; ; ) {
       const why = this.units.get(p);
       if (why !== undefined) return why;
@@ -269,7 +266,7 @@ export async function openS3View(store: ObjectStore, rootPrefix: string, options
       const shift = parts.length - (rel?.length ?? 0);
       const unit = rel === undefined ? undefined : unitOf(rel);
       if (unit !== undefined && bad - shift > unit.end) found.units.set(parts.slice(0, shift + unit.end + 1).join('/'), why);
-      else if (bad === parts.length - 1 && !BAD_SEGMENT.has(parts[bad] as string)) found.objects.set(k, why);
+      else if (bad === parts.length - 1 && !BAD_SEGMENT.has(parts[bad] as string)) found.units.set(k, why);
       else found.listings.set(parts.slice(0, bad).join('/'), why);
     };
     for (const prefix of [`${rootPrefix}${V2_SUFFIX}/`, `${key(lay.stateDir)}/`]) {
