@@ -12,8 +12,9 @@ import { linkEtag } from './keys.js';
  * du and check run on it unchanged (the registry does the same: its logic
  * sits above a driver that maps paths to keys, `<rootdirectory>/<path>`).
  *
- * One listing (pages of 1000 keys) of `docker/registry/v2/` and of
- * regprune's `.regprune/` is taken when the view opens: directories are key
+ * One listing (pages of 1000 keys) of `docker/registry/v2/` is taken on
+ * first use (and one of regprune's `.regprune/` when a path there is first
+ * read): directories are key
  * prefixes, a file's size and mtime are the object's Size and LastModified
  * (for a tag's `current/link`: when it was last pushed). Reads are answered
  * from that snapshot where the listing proves the content, and with a GET
@@ -193,6 +194,14 @@ class Snapshot {
     this.etags = pick(this.etags);
   }
 
+  /** Adds keys that all sort before this snapshot's first. */
+  prepend(before: Snapshot): void {
+    this.keys = [...before.keys, ...this.keys];
+    this.sizes = [...before.sizes, ...this.sizes];
+    this.mtimes = [...before.mtimes, ...this.mtimes];
+    this.etags = [...before.etags, ...this.etags];
+  }
+
   /** First index whose key is >= `k`. */
   lowerBound(k: string): number {
     let lo = 0;
@@ -257,54 +266,74 @@ export async function openS3View(store: ObjectStore, rootPrefix: string, options
   const lay = layout(root);
   const key = (path: string): string => path.slice(1);
   const reposPrefix = `${key(lay.repositories)}/`;
-  const load = async () => {
-    const next = new Snapshot();
-    const found = new OddKeys();
-    /** Marks what `parts[bad]` onwards (of key `k`) makes unreadable. */
-    const mark = (k: string, parts: readonly string[], bad: number, why: string) => {
-      const rel = k.startsWith(reposPrefix) ? k.slice(reposPrefix.length).split('/') : undefined;
-      const shift = parts.length - (rel?.length ?? 0);
-      const unit = rel === undefined ? undefined : unitOf(rel);
-      if (unit !== undefined && bad - shift > unit.end) found.units.set(parts.slice(0, shift + unit.end + 1).join('/'), why);
-      else if (bad === parts.length - 1 && !BAD_SEGMENT.has(parts[bad] as string)) found.units.set(k, why);
-      else found.listings.set(parts.slice(0, bad).join('/'), why);
-    };
-    for (const prefix of [`${rootPrefix}${V2_SUFFIX}/`, `${key(lay.stateDir)}/`]) {
-      await store.list(prefix, (page) => {
-        for (const o of page) {
-          // A directory marker (zero bytes, trailing `/`, as some tools create): the directory, no file.
-          const marker = o.size === 0 && o.key.endsWith('/');
-          const own = o.key.slice(rootPrefix.length, marker ? -1 : undefined);
-          if (ODD_SEGMENT.test(own)) {
+  /** Marks what `parts[bad]` onwards (of key `k`) makes unreadable. */
+  const mark = (found: OddKeys, k: string, parts: readonly string[], bad: number, why: string) => {
+    const rel = k.startsWith(reposPrefix) ? k.slice(reposPrefix.length).split('/') : undefined;
+    const shift = parts.length - (rel?.length ?? 0);
+    const unit = rel === undefined ? undefined : unitOf(rel);
+    if (unit !== undefined && bad - shift > unit.end) found.units.set(parts.slice(0, shift + unit.end + 1).join('/'), why);
+    else if (bad === parts.length - 1 && !BAD_SEGMENT.has(parts[bad] as string)) found.units.set(k, why);
+    else found.listings.set(parts.slice(0, bad).join('/'), why);
+  };
+  /** Lists `prefix` into `next` (sorted when done), noting odd keys in `found`. */
+  const listInto = async (prefix: string, next: Snapshot, found: OddKeys) => {
+    await store.list(prefix, (page) => {
+      for (const o of page) {
+        // A directory marker (zero bytes, trailing `/`, as some tools create): the directory, no file.
+        const marker = o.size === 0 && o.key.endsWith('/');
+        const own = o.key.slice(rootPrefix.length, marker ? -1 : undefined);
+        if (ODD_SEGMENT.test(own)) {
+          const parts = o.key.split('/');
+          const bad = parts.findIndex((p, i) => i >= rootParts && BAD_SEGMENT.has(p) && !(marker && i === parts.length - 1));
+          mark(found, o.key, parts, bad, `s3 key ${q(o.key)} has an empty, . or .. segment`);
+        } else if (!marker && (o.key.includes(TAG_DIRS) || o.key.includes(REVISION_DIRS)) && !WRITTEN_LINK.test(o.key) && o.key.startsWith(reposPrefix)) {
+          const rel = o.key.slice(reposPrefix.length).split('/');
+          const unit = unitOf(rel);
+          if (unit !== undefined && !unit.written) {
             const parts = o.key.split('/');
-            const bad = parts.findIndex((p, i) => i >= rootParts && BAD_SEGMENT.has(p) && !(marker && i === parts.length - 1));
-            mark(o.key, parts, bad, `s3 key ${q(o.key)} has an empty, . or .. segment`);
-          } else if (!marker && (o.key.includes(TAG_DIRS) || o.key.includes(REVISION_DIRS)) && !WRITTEN_LINK.test(o.key) && o.key.startsWith(reposPrefix)) {
-            const rel = o.key.slice(reposPrefix.length).split('/');
-            const unit = unitOf(rel);
-            if (unit !== undefined && !unit.written) {
-              const parts = o.key.split('/');
-              found.units.set(parts.slice(0, parts.length - rel.length + unit.end + 1).join('/'), `s3 key ${q(o.key)} is no link the registry writes in a tag's or a revision's directory`);
-            }
+            found.units.set(parts.slice(0, parts.length - rel.length + unit.end + 1).join('/'), `s3 key ${q(o.key)} is no link the registry writes in a tag's or a revision's directory`);
           }
-          if (!marker) next.add(o);
         }
-        options.onProgress?.({ keys: next.keys.length });
-      });
-    }
+        if (!marker) next.add(o);
+      }
+      options.onProgress?.({ keys: next.keys.length });
+    });
     next.sort();
     // A key that is also a prefix: a file and a directory at once.
     // Keys under `k/` sort right after `k` with the keys starting with `k`: only then is it searched.
     for (let i = 0; i + 1 < next.keys.length; i++) {
       const k = next.keys[i] as string;
-      if ((next.keys[i + 1] as string).startsWith(k) && next.hasUnder(`${k}/`)) mark(k, k.split('/'), k.split('/').length - 1, `s3 key ${q(k)} is an object and a prefix (of ${q(next.keys[next.lowerBound(`${k}/`)] as string)})`);
+      if ((next.keys[i + 1] as string).startsWith(k) && next.hasUnder(`${k}/`)) {
+        mark(found, k, k.split('/'), k.split('/').length - 1, `s3 key ${q(k)} is an object and a prefix (of ${q(next.keys[next.lowerBound(`${k}/`)] as string)})`);
+      }
     }
+  };
+  const stateKey = key(lay.stateDir);
+  /** regprune's own `.regprune/` is listed when first read (a journal, a trash): `list` and `du` cost one request per 1000 keys. */
+  let stateLoaded: Promise<void> | undefined;
+  const load = async () => {
+    const next = new Snapshot();
+    const found = new OddKeys();
+    await listInto(`${rootPrefix}${V2_SUFFIX}/`, next, found);
     snap = next;
     odd = found;
+    stateLoaded = undefined;
   };
+  const loadState = async () => {
+    const state = new Snapshot();
+    await listInto(`${stateKey}/`, state, odd);
+    // `.regprune` sorts before `docker` (`.` before `d`): the state's keys go first.
+    snap.prepend(state);
+  };
+  const needsState = (k: string) => k === '' || k === stateKey || stateKey.startsWith(`${k}/`) || k.startsWith(`${stateKey}/`);
   // Listed on first use: a run that takes a lock first plans from a listing made under it.
   let loaded: Promise<void> | undefined;
   const ready = () => (loaded ??= load());
+  /** The listing, with `.regprune/` in it when `k` is there or above it. */
+  const readyFor = async (k: string) => {
+    await ready();
+    if (needsState(k)) await (stateLoaded ??= loadState());
+  };
 
   let linksProven = 0;
   let linksRead = 0;
@@ -381,8 +410,8 @@ export async function openS3View(store: ObjectStore, rootPrefix: string, options
   };
 
   const read = async (path: string): Promise<Uint8Array> => {
-    await ready();
     const k = key(path);
+    await readyFor(k);
     refuse('open', path, k);
     const i = snap.find(k);
     // A manifest pushed since the listing (a tag pushed during apply names it): read it live.
@@ -403,8 +432,8 @@ export async function openS3View(store: ObjectStore, rootPrefix: string, options
   const fs = readOnlyFs(
     {
       readdir: async (path) => {
-        await ready();
         const k = key(path);
+        await readyFor(k);
         refuse('scandir', path, k, true);
         const prefix = k === '' ? '' : `${k}/`;
         const entries = snap.children(prefix);
@@ -413,8 +442,8 @@ export async function openS3View(store: ObjectStore, rootPrefix: string, options
         throw enoent('scandir', path);
       },
       lstat: async (path) => {
-        await ready();
         const k = key(path);
+        await readyFor(k);
         refuse('lstat', path, k);
         const i = snap.find(k);
         if (i >= 0) return fileStats(snap.sizes[i] as number, snap.mtimes[i] as number);
