@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { runRegprune } from '../helpers/cli.js';
 import { expectManifestStatus, pullAndVerify, pushImage, type RunningRegistry } from '../helpers/registry.js';
 import { setupSuite } from '../helpers/suite.js';
-import { s3StorageYaml, startS3Registry, startSwift, type RunningSwift } from '../helpers/swift.js';
+import { multipartPut, s3StorageYaml, startS3Registry, startSwift, type RunningSwift } from '../helpers/swift.js';
 import { parseRegistryConfig, type S3StorageConfig } from '../../src/config/registry-config.js';
 import { openS3, type ObjectStore } from '../../src/storage/s3/client.js';
 
@@ -34,24 +34,6 @@ describe('odd keys in a bucket: left in place, warned by name', () => {
   const digests = new Map<string, string>();
   const env = () => ({ REGPRUNE_CACHE_DIR: cacheDir });
   const keys = async (prefix = 'reg/') => (await swift.listObjects(BUCKET, prefix)).map((o) => o.name);
-
-  /** Writes `body` as a one-part multipart upload (as the registry writes big blobs): its ETag is no MD5 of the body. */
-  const multipartPut = async (key: string, body: string): Promise<void> => {
-    const sdk = await import('@aws-sdk/client-s3');
-    const client = new sdk.S3Client({
-      region: swift.region,
-      endpoint: swift.endpoint,
-      forcePathStyle: true,
-      credentials: { accessKeyId: swift.accessKey, secretAccessKey: swift.secretKey },
-    });
-    try {
-      const { UploadId } = await client.send(new sdk.CreateMultipartUploadCommand({ Bucket: BUCKET, Key: key }));
-      const part = await client.send(new sdk.UploadPartCommand({ Bucket: BUCKET, Key: key, UploadId, PartNumber: 1, Body: body }));
-      await client.send(new sdk.CompleteMultipartUploadCommand({ Bucket: BUCKET, Key: key, UploadId, MultipartUpload: { Parts: [{ PartNumber: 1, ETag: part.ETag }] } }));
-    } finally {
-      client.destroy();
-    }
-  };
 
   setupSuite(async () => {
     cacheDir = await mkdtemp(join(tmpdir(), 'regprune-s3-odd-'));
@@ -103,7 +85,7 @@ describe('odd keys in a bucket: left in place, warned by name', () => {
     const markers = [`${REPOS}odd/_manifests/tags/`, tagKey('t5', ''), tagKey('t5', 'current/')];
     for (const k of markers) await store.put(k, '');
     // t7: current/link rewritten by a multipart upload (same digest): its ETag proves nothing, it is read.
-    await multipartPut(tagKey('t7', 'current/link'), digests.get('odd:t7')!);
+    await multipartPut(swift, BUCKET, tagKey('t7', 'current/link'), digests.get('odd:t7')!);
     // A tag with an index entry and no current/link: the registry does not see it; never selected.
     const ghost = tagKey('ghost', `index/sha256/${hexOf('odd:t9')}/link`);
     await store.put(ghost, digests.get('odd:t9')!);

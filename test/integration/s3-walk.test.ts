@@ -31,7 +31,7 @@ import {
 import { generateTree } from '../../bench/generate.js';
 import { uploadTree } from '../../bench/s3-upload.js';
 import { setupSuite } from '../helpers/suite.js';
-import { s3StorageYaml, startS3Registry, startSwift, type RunningSwift } from '../helpers/swift.js';
+import { multipartPut, s3StorageYaml, startS3Registry, startSwift, type RunningSwift } from '../helpers/swift.js';
 
 // The filesystem walk and graph on the bucket's read-only listing view
 // (src/storage/s3/view.ts), against trees the real registry wrote: the same
@@ -184,26 +184,6 @@ describe('the S3 listing view walks as a filesystem', () => {
     let multipartRevision: Digest;
     let gets: number;
 
-    /** Writes `body` as a one-part multipart upload (as the registry writes big blobs). */
-    const multipartPut = async (key: string, body: string): Promise<void> => {
-      const sdk = await import('@aws-sdk/client-s3');
-      const client = new sdk.S3Client({
-        region: config.region,
-        endpoint: swift.endpoint,
-        forcePathStyle: true,
-        credentials: { accessKeyId: swift.accessKey, secretAccessKey: swift.secretKey },
-      });
-      try {
-        const { UploadId } = await client.send(new sdk.CreateMultipartUploadCommand({ Bucket: BUCKET, Key: key }));
-        const part = await client.send(new sdk.UploadPartCommand({ Bucket: BUCKET, Key: key, UploadId, PartNumber: 1, Body: body }));
-        await client.send(
-          new sdk.CompleteMultipartUploadCommand({ Bucket: BUCKET, Key: key, UploadId, MultipartUpload: { Parts: [{ PartNumber: 1, ETag: part.ETag }] } }),
-        );
-      } finally {
-        client.destroy();
-      }
-    };
-
     const before = async () => s3Tree(await openS3View(store, s3KeyPrefix(config.rootdirectory)));
 
     setupSuite(async () => {
@@ -218,7 +198,7 @@ describe('the S3 listing view walks as a filesystem', () => {
       await store.put(`${root()}team/app/api/_manifests/revisions/sha256/${api.slice(7)}/link`, solo);
       // A right revision link of team/app written by a multipart upload: its ETag is not an MD5 of the content.
       multipartRevision = tree.find((r) => r.name === 'team/app')!.revisions[0]!;
-      await multipartPut(`${root()}team/app/_manifests/revisions/sha256/${multipartRevision.slice(7)}/link`, multipartRevision);
+      await multipartPut(swift, BUCKET, `${root()}team/app/_manifests/revisions/sha256/${multipartRevision.slice(7)}/link`, multipartRevision);
       const fresh = await openS3(config);
       try {
         afterView = await openS3View(fresh, s3KeyPrefix(config.rootdirectory));
