@@ -59,6 +59,7 @@ describe('regprune list --config on S3', () => {
     expect(out.root).toBe(`s3://${BUCKET}/reg`);
     expect(out.repositories).toBe(3);
     expect(out.warnings).toBe(0);
+    // Pages of 1000 keys of docker/registry/v2/ (regprune's .regprune/ is not read by list).
     expect(out.stats?.requests).toEqual({ list: Math.ceil(out.stats!.keys / 1000), get: 0, head: 0, put: 0, delete: 0 });
     expect(out.stats?.linksRead).toBe(0);
     expect(out.stats?.retries).toBe(0);
@@ -86,8 +87,16 @@ describe('regprune list --config on S3', () => {
   test('a bucket that does not exist: a failure naming the bucket', async () => {
     const r = await runRegprune(['list', '--config', reg.configPath], { env: { REGISTRY_STORAGE_S3_BUCKET: 'nosuchbucket' } });
     expect(r.exitCode).toBe(1);
-    expect(r.stderr).toMatch(/^regprune: listing s3:\/\/nosuchbucket\/reg\/docker\/registry\/v2\/repositories\/ \(bucket nosuchbucket\): HTTP 404 NoSuchBucket/);
+    expect(r.stderr).toMatch(/^regprune: listing s3:\/\/nosuchbucket\/reg\/docker\/registry\/v2\/ \(bucket nosuchbucket\): HTTP 404 NoSuchBucket/);
     expect(r.stderr).toMatch(/\nhint: check storage\.s3\.bucket in the config \(and REGISTRY_STORAGE_S3_BUCKET in the environment\)\n$/);
+  });
+
+  test('du, check and prune --dry-run on a bucket that does not exist fail naming it, as list does', async () => {
+    for (const args of [['du'], ['check'], ['prune', 'team/app:v1', '--dry-run']]) {
+      const r = await runRegprune([...args, '--config', reg.configPath], { env: { REGISTRY_STORAGE_S3_BUCKET: 'nosuchbucket' } });
+      expect(r.exitCode, `${args[0]}: ${r.stderr}`).toBe(1);
+      expect(r.stderr, args[0]).toMatch(/^regprune: listing s3:\/\/nosuchbucket\/reg\/docker\/registry\/v2\/ \(bucket nosuchbucket\): HTTP 404 NoSuchBucket/);
+    }
   });
 });
 

@@ -9,7 +9,6 @@ import type { Digest } from '../../src/model/names.js';
 import { storageFs } from '../../src/storage/fs.js';
 import { openS3, type ObjectStore } from '../../src/storage/s3/client.js';
 import { ManifestDiskCache, blobDataKey, readManifests } from '../../src/storage/s3/manifests.js';
-import { walkS3 } from '../../src/storage/s3/walk.js';
 import { pushImage, pushIndex, pushSignature, type BuiltManifest, type RunningRegistry } from '../helpers/registry.js';
 import { setupSuite } from '../helpers/suite.js';
 import { s3StorageYaml, startS3Registry, startSwift, type RunningSwift } from '../helpers/swift.js';
@@ -28,9 +27,16 @@ describe('S3 manifests with a disk cache', () => {
   let cacheDir: string;
   const pushed: BuiltManifest[] = [];
 
+  /** Every revision link's digest, from the key names. */
   const revisions = async (): Promise<Digest[]> => {
-    const walk = await walkS3(store, prefix);
-    return walk.repositories.flatMap((r) => r.revisions);
+    const out: Digest[] = [];
+    await store.list(`${prefix}docker/registry/v2/repositories/`, (page) => {
+      for (const o of page) {
+        const m = /\/_manifests\/revisions\/sha256\/([a-f0-9]{64})\/link$/.exec(o.key);
+        if (m !== null) out.push(`sha256:${m[1]}` as Digest);
+      }
+    });
+    return out;
   };
 
   setupSuite(async () => {

@@ -10,8 +10,11 @@ import { storageFs } from '../../src/storage/fs.js';
 import { layout } from '../../src/storage/paths.js';
 import { openS3, type ObjectStore } from '../../src/storage/s3/client.js';
 import { listBlobSizes } from '../../src/storage/s3/blobs.js';
-import { linkEtag, walkS3, type S3Walk } from '../../src/storage/s3/walk.js';
-import { walkRepositories } from '../../src/storage/walk.js';
+import { linkEtag } from '../../src/storage/s3/keys.js';
+import { openS3View, type S3View } from '../../src/storage/s3/view.js';
+import type { StorageFs } from '../../src/storage/fs.js';
+import type { Layout } from '../../src/storage/paths.js';
+import { walkRepositories, type RepositoryRecord } from '../../src/storage/walk.js';
 import type { StorageWarning } from '../../src/storage/warnings.js';
 import {
   blobDigests,
@@ -28,11 +31,13 @@ import {
 import { generateTree } from '../../bench/generate.js';
 import { uploadTree } from '../../bench/s3-upload.js';
 import { setupSuite } from '../helpers/suite.js';
-import { s3StorageYaml, startS3Registry, startSwift, type RunningSwift } from '../helpers/swift.js';
+import { multipartPut, s3StorageYaml, startS3Registry, startSwift, type RunningSwift } from '../helpers/swift.js';
 
-// The listing-first S3 walk against trees the real registry wrote: the same
+// The filesystem walk and graph on the bucket's read-only listing view
+// (src/storage/s3/view.ts), against trees the real registry wrote: the same
 // pushes to a filesystem registry and to one on a Swift bucket must give the
-// same repositories, tags, revisions and layer links as the filesystem walk.
+// same repositories, tags, revisions and layer links, with one list request
+// per 1000 keys and no GET for a link its ETag proves.
 
 const BUCKET = 'walk';
 
@@ -64,11 +69,10 @@ interface Comparable {
   linkedLayers: Digest[];
 }
 
-async function fsView(root: string): Promise<Comparable[]> {
-  const fs = storageFs(nodeFs);
-  const lay = layout(root);
-  const repos = await walkRepositories(fs, lay);
-  const { repos: manifests } = await loadRepoManifests(fs, lay, new Map(repos.map((r) => [r.name, r.tags.map((t) => t.digest)])));
+/** Repositories, tags, revisions and layer links as the walk and the graph read them from a tree. */
+async function treeOf(fs: StorageFs, lay: Layout, onWarning: (w: StorageWarning) => void = () => {}): Promise<Comparable[]> {
+  const repos = await walkRepositories(fs, lay, { onWarning });
+  const { repos: manifests } = await loadRepoManifests(fs, lay, new Map(repos.map((r) => [r.name, r.tags.map((t) => t.digest)])), { onWarning });
   const out: Comparable[] = [];
   for (const r of repos) {
     out.push({
@@ -82,23 +86,18 @@ async function fsView(root: string): Promise<Comparable[]> {
   return out;
 }
 
-function s3View(walk: S3Walk): Comparable[] {
-  return walk.repositories.map((r) => ({
-    name: r.name,
-    tags: r.tags.map((t) => ({ tag: t.tag, digest: t.digest })),
-    unreadableTags: r.unreadableTags,
-    revisions: [...r.revisions],
-    linkedLayers: [...r.linkedLayers],
-  }));
-}
+const fsView = (root: string) => treeOf(storageFs(nodeFs), layout(root));
+const s3Tree = (view: S3View, onWarning?: (w: StorageWarning) => void) => treeOf(view.fs, view.layout, onWarning);
 
-describe('listing-first S3 walk', () => {
+describe('the S3 listing view walks as a filesystem', () => {
   let swift: RunningSwift;
   let fsReg: RunningRegistry;
   let s3Reg: RunningRegistry;
   let store: ObjectStore;
   let config: S3StorageConfig;
-  let walk: S3Walk;
+  /** The walk alone (tags) on a fresh store: what listing costs. */
+  let walk: RepositoryRecord[];
+  let walkView: S3View;
   let walkStats: ReturnType<ObjectStore['stats']>;
   const warnings: StorageWarning[] = [];
 
@@ -109,8 +108,14 @@ describe('listing-first S3 walk', () => {
     await Promise.all([pushAll(fsReg.url), pushAll(s3Reg.url)]);
     config = parseRegistryConfig(['version: 0.1', 'storage:', ...s3StorageYaml(swift, BUCKET)].join('\n'), {}, 'c.yml') as S3StorageConfig;
     store = await openS3(config);
-    walk = await walkS3(store, s3KeyPrefix(config.rootdirectory), { onWarning: (w) => warnings.push(w) });
-    walkStats = store.stats();
+    const fresh = await openS3(config);
+    try {
+      walkView = await openS3View(fresh, s3KeyPrefix(config.rootdirectory));
+      walk = await walkRepositories(walkView.fs, walkView.layout, { onWarning: (w) => warnings.push(w) });
+      walkStats = fresh.stats();
+    } finally {
+      fresh.close();
+    }
   });
   afterAll(async () => {
     store?.close();
@@ -120,12 +125,13 @@ describe('listing-first S3 walk', () => {
 
   test('same repositories, tags (digest per tag), revisions and layer links as the filesystem walk', async () => {
     const fromFs = await fsView(fsReg.root);
-    const fromS3 = s3View(walk);
+    const seen: StorageWarning[] = [];
+    const fromS3 = await s3Tree(await openS3View(store, s3KeyPrefix(config.rootdirectory)), (w) => seen.push(w));
     expect(fromS3).toEqual(fromFs);
     expect(fromS3.map((r) => r.name)).toEqual(['solo', 'team/app', 'team/app/api']);
     expect(fromS3[1]!.tags.map((t) => t.tag)).toHaveLength(6);
     expect(warnings).toEqual([]);
-    expect(walk.repositories.every((r) => r.problems.length === 0)).toBe(true);
+    expect(seen).toEqual([]);
   });
 
   test('a generated tree (nested names, indexes, signatures, abandoned uploads) uploaded under another rootdirectory walks the same', async () => {
@@ -134,10 +140,11 @@ describe('listing-first S3 walk', () => {
       const gen = await generateTree({ root: dir, repos: 3, tagsPerRepo: 4, workers: 0 });
       await uploadTree(store, dir, 'gen/', { concurrency: 16 });
       const seen: StorageWarning[] = [];
-      const generated = await walkS3(store, 'gen/', { onWarning: (w) => seen.push(w) });
-      expect(s3View(generated)).toEqual(await fsView(dir));
-      expect(generated.repositories.flatMap((r) => r.tags)).toHaveLength(gen.tags);
-      expect(generated.linksRead).toBe(0);
+      const view = await openS3View(store, 'gen/');
+      const generated = await s3Tree(view, (w) => seen.push(w));
+      expect(generated).toEqual(await fsView(dir));
+      expect(generated.flatMap((r) => r.tags)).toHaveLength(gen.tags);
+      expect(view.stats().linksRead).toBe(0);
       expect(seen).toEqual([]);
       // Blob sizes from the listing alone, as on disk.
       const blobs = await listBlobSizes(store, 'gen/');
@@ -150,14 +157,17 @@ describe('listing-first S3 walk', () => {
   });
 
   test('every link was proven by its ETag: no GET, one list request per 1000 keys', () => {
-    expect(walk.linksRead).toBe(0);
-    const stats = walkStats;
-    expect(stats.requests.get).toBe(0);
-    expect(stats.requests.list).toBe(Math.max(1, Math.ceil(walk.keys / 1000)));
+    const st = walkView.stats();
+    expect(st.linksRead).toBe(0);
+    expect(st.linksProven).toBe(walk.flatMap((r) => r.tags).length);
+    expect(walkStats.requests.get).toBe(0);
+    expect(walkStats.requests.head).toBe(0);
+    expect(st.keys).toBeGreaterThan(0);
+    expect(walkStats.requests.list).toBe(Math.ceil(st.keys / 1000));
   });
 
   test('push time is the LastModified of current/link (the re-pushed v1 is the newest tag)', () => {
-    const app = walk.repositories.find((r) => r.name === 'team/app')!;
+    const app = walk.find((r) => r.name === 'team/app')!;
     const v1 = app.tags.find((t) => t.tag === 'v1')!;
     const stable = app.tags.find((t) => t.tag === 'stable')!;
     expect(v1.pushedAt.getTime()).toBeGreaterThanOrEqual(stable.pushedAt.getTime());
@@ -166,35 +176,20 @@ describe('listing-first S3 walk', () => {
 
   describe('links whose ETag does not prove them are read', () => {
     const root = () => `${s3KeyPrefix(config.rootdirectory)}docker/registry/v2/repositories/`;
-    let after: S3Walk;
+    let after: Comparable[];
+    let afterView: S3View;
     const seen: StorageWarning[] = [];
     let solo: Digest;
     let api: Digest;
     let multipartRevision: Digest;
+    let gets: number;
 
-    /** Writes `body` as a one-part multipart upload (as the registry writes big blobs). */
-    const multipartPut = async (key: string, body: string): Promise<void> => {
-      const sdk = await import('@aws-sdk/client-s3');
-      const client = new sdk.S3Client({
-        region: config.region,
-        endpoint: swift.endpoint,
-        forcePathStyle: true,
-        credentials: { accessKeyId: swift.accessKey, secretAccessKey: swift.secretKey },
-      });
-      try {
-        const { UploadId } = await client.send(new sdk.CreateMultipartUploadCommand({ Bucket: BUCKET, Key: key }));
-        const part = await client.send(new sdk.UploadPartCommand({ Bucket: BUCKET, Key: key, UploadId, PartNumber: 1, Body: body }));
-        await client.send(
-          new sdk.CompleteMultipartUploadCommand({ Bucket: BUCKET, Key: key, UploadId, MultipartUpload: { Parts: [{ PartNumber: 1, ETag: part.ETag }] } }),
-        );
-      } finally {
-        client.destroy();
-      }
-    };
+    const before = async () => s3Tree(await openS3View(store, s3KeyPrefix(config.rootdirectory)));
 
     setupSuite(async () => {
-      solo = walk.repositories.find((r) => r.name === 'solo')!.tags[0]!.digest;
-      api = walk.repositories.find((r) => r.name === 'team/app/api')!.tags[0]!.digest;
+      const tree = await before();
+      solo = tree.find((r) => r.name === 'solo')!.tags[0]!.digest;
+      api = tree.find((r) => r.name === 'team/app/api')!.tags[0]!.digest;
       // solo:latest's current/link with a trailing newline (garbage-collect aborts on it).
       await store.put(`${root()}solo/_manifests/tags/latest/current/link`, `${solo}\n`);
       // team/app/api:v1 pointing at a valid digest that is not in its index (not written by a push).
@@ -202,52 +197,71 @@ describe('listing-first S3 walk', () => {
       // A revision link of team/app/api naming another manifest.
       await store.put(`${root()}team/app/api/_manifests/revisions/sha256/${api.slice(7)}/link`, solo);
       // A right revision link of team/app written by a multipart upload: its ETag is not an MD5 of the content.
-      multipartRevision = walk.repositories.find((r) => r.name === 'team/app')!.revisions[0]!;
-      await multipartPut(`${root()}team/app/_manifests/revisions/sha256/${multipartRevision.slice(7)}/link`, multipartRevision);
+      multipartRevision = tree.find((r) => r.name === 'team/app')!.revisions[0]!;
+      await multipartPut(swift, BUCKET, `${root()}team/app/_manifests/revisions/sha256/${multipartRevision.slice(7)}/link`, multipartRevision);
       const fresh = await openS3(config);
       try {
-        after = await walkS3(fresh, s3KeyPrefix(config.rootdirectory), { onWarning: (w) => seen.push(w), describe: (k) => `s3://${BUCKET}/${k}` });
-        expect(fresh.stats().requests.get).toBe(4);
+        afterView = await openS3View(fresh, s3KeyPrefix(config.rootdirectory));
+        // The walk and the revision links only (no manifest bytes): the GETs are the links read.
+        const repos = await walkRepositories(afterView.fs, afterView.layout, { onWarning: (w) => seen.push(w) });
+        const { repos: manifests } = await loadRepoManifests(afterView.fs, afterView.layout, new Map(repos.map((r) => [r.name, []])), {
+          onWarning: (w) => seen.push(w),
+        });
+        after = repos.map((r) => ({
+          name: r.name,
+          tags: r.tags.map((t) => ({ tag: t.tag, digest: t.digest })),
+          unreadableTags: r.unreadableTags,
+          revisions: [...manifests.get(r.name)!.revisions].sort(),
+          linkedLayers: [],
+          opaque: manifests.get(r.name)!.opaque,
+        })) as Comparable[];
+        gets = fresh.stats().requests.get - afterView.stats().manifestsFetched;
       } finally {
         fresh.close();
       }
     });
 
     test('a current/link with a newline: warned, the tag is never selected', () => {
-      const r = after.repositories.find((x) => x.name === 'solo')!;
+      const r = after.find((x) => x.name === 'solo')!;
       expect(r.tags).toEqual([]);
       expect(r.unreadableTags).toBe(1);
       expect(seen).toContainEqual({
         code: 'bad-link',
-        path: `s3://${BUCKET}/reg/docker/registry/v2/repositories/solo/_manifests/tags/latest/current/link`,
+        path: '/reg/docker/registry/v2/repositories/solo/_manifests/tags/latest/current/link',
         message: expect.stringMatching(/newline.*tag never selected/),
       });
     });
 
     test('a current/link naming a digest outside its index: read, and its content is what counts', () => {
-      const r = after.repositories.find((x) => x.name === 'team/app/api')!;
+      const r = after.find((x) => x.name === 'team/app/api')!;
       expect(r.tags.map((t) => t.digest)).toEqual([solo]);
     });
 
-    test('a revision link naming another digest: warned, left out, the repository marked not understood', () => {
-      const r = after.repositories.find((x) => x.name === 'team/app/api')!;
-      expect(r.revisions).toEqual([]);
-      expect(r.problems).toHaveLength(1);
+    test('a revision link naming another digest: warned, the repository marked not understood', () => {
+      const r = after.find((x) => x.name === 'team/app/api')! as Comparable & { opaque?: string };
+      expect(r.opaque).toMatch(/revision link names/);
+      expect(seen).toContainEqual({
+        code: 'bad-link',
+        path: `/reg/docker/registry/v2/repositories/team/app/api/_manifests/revisions/sha256/${api.slice(7)}/link`,
+        message: expect.stringMatching(/nothing removed from team\/app\/api/),
+      });
       expect(seen.filter((w) => w.code === 'bad-link')).toHaveLength(2);
-      expect(after.linksRead).toBe(4);
+      // Four links not proven by their ETag, each read once with a GET.
+      expect(afterView.stats().linksRead).toBe(4);
+      expect(gets).toBe(4);
     });
 
     test('a link with a multipart ETag is read with a GET, and accepted when right', async () => {
       const head = await store.head(`${root()}team/app/_manifests/revisions/sha256/${multipartRevision.slice(7)}/link`);
       expect(head?.etag).toMatch(/-1$/);
-      const app = after.repositories.find((x) => x.name === 'team/app')!;
-      expect(app.revisions).toEqual(walk.repositories.find((x) => x.name === 'team/app')!.revisions);
-      expect(app.problems).toEqual([]);
+      const app = after.find((x) => x.name === 'team/app')! as Comparable & { opaque?: string };
+      expect(app.revisions).toContain(multipartRevision);
+      expect(app.opaque).toBeUndefined();
     });
 
     test('linkEtag is the md5 a single PUT gives', async () => {
       const head = await store.head(`${root()}team/app/_manifests/tags/stable/current/link`);
-      const stable = walk.repositories.find((x) => x.name === 'team/app')!.tags.find((t) => t.tag === 'stable')!;
+      const stable = walk.find((x) => x.name === 'team/app')!.tags.find((t) => t.tag === 'stable')!;
       expect(head?.etag).toBe(linkEtag(stable.digest));
     });
   });

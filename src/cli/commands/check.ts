@@ -19,7 +19,11 @@ export function checkCommand(deps: CliDeps, done: (code: ExitCode) => void): Com
   addConfigOption(addRootOption(cmd)).option('--json', 'print one JSON object on stdout');
   return cmd.action(async (opts: CheckOptions) => {
     const driver = await openDriver(opts, deps);
-    const findings = await checkStorage(driver.fs, driver.layout, { now: deps.now() }).finally(() => driver.close());
+    // A bucket that cannot be listed fails here, not as a warning per directory.
+    const findings = await (async () => {
+      if (driver.kind === 's3') await driver.view.ready();
+      return checkStorage(driver.fs, driver.layout, { now: deps.now() });
+    })().finally(() => driver.close());
     const errors = findings.filter((f) => f.severity === 'error').length;
     const stats = driver.stats();
     if (opts.json === true) {

@@ -23,6 +23,11 @@ export function duCommand(deps: CliDeps, done: (code: ExitCode) => void): Comman
     const reporter = new Reporter(deps);
     const driver = await openDriver(opts, deps, (p) => reporter.progress(`listing: ${p.keys} keys`));
     const scope = { ...filter, refs: [], tags: [], keep: [], keepLatest: true };
+    // A bucket that cannot be listed fails here, not as a warning per directory.
+    if (driver.kind === 's3') await driver.view.ready().catch((err: unknown) => {
+      driver.close();
+      throw err;
+    });
     const measured = await measureUsage(driver.fs, driver.layout, {
       now: deps.now(),
       includeRepository: (name) => inRepositoryScope(scope, name),

@@ -2,9 +2,8 @@ import { Command } from 'commander';
 import type { RepositoryName } from '../../model/names.js';
 import { selectTags, type TagFacts } from '../../policy/select.js';
 import { inRepositoryScope, isEmptySelection } from '../../policy/selector.js';
-import { walkS3 } from '../../storage/s3/walk.js';
 import { walkRepositories, type RepositoryRecord } from '../../storage/walk.js';
-import { addConfigOption, openBackend } from '../backend.js';
+import { addConfigOption, openDriver } from '../backend.js';
 import { EXIT, type CliDeps, type ExitCode } from '../deps.js';
 import { addRootOption, addSelectorOptions, addTableOptions, parseSelector, tableLook, type SelectorOptionValues, type TableOptionValues } from '../options.js';
 import { TABLE_WIDTH, digestCell, plural, pushedCell, table } from '../render.js';
@@ -29,35 +28,21 @@ export function listCommand(deps: CliDeps, done: (code: ExitCode) => void): Comm
   return cmd.action(async (refs: string[], opts: ListOptions) => {
     // The same parser as prune: `list --older-than 30d --keep-last 5` shows what that prune would select.
     const selector = parseSelector(refs, opts);
-    const backend = await openBackend(opts, deps);
     const reporter = new Reporter(deps);
+    // One code path on every driver: the filesystem walk, on a bucket through its listing (src/storage/s3/view.ts).
+    const driver = await openDriver(opts, deps, (p) => reporter.progress(`listing: ${p.keys} keys`));
     const named = new Set(selector.refs.map((r) => r.repository as string));
     const includeRepository = (name: Parameters<typeof inRepositoryScope>[1]) => named.has(name) || inRepositoryScope(selector, name);
-    let repos: RepositoryRecord[];
-    let root: string;
-    let stats: object | undefined;
-    if (backend.kind === 's3') {
-      try {
-        const walk = await walkS3(backend.store, backend.rootPrefix, {
-          includeRepository,
-          onWarning: reporter.warn,
-          onProgress: (p) => reporter.progress(`listing: ${p.keys} keys, ${p.repositories} repositories`),
-          describe: (key) => `s3://${backend.config.bucket}/${key}`,
-        });
-        repos = walk.repositories;
-        root = backend.location;
-        stats = { keys: walk.keys, linksRead: walk.linksRead, ...backend.store.stats() };
-      } finally {
-        backend.store.close();
-      }
-    } else {
-      repos = await walkRepositories(deps.fs, backend.lay, {
+    const repos: RepositoryRecord[] = await (async () => {
+      if (driver.kind === 's3') await driver.view.ready();
+      return walkRepositories(driver.fs, driver.layout, {
         includeRepository,
         onWarning: reporter.warn,
         onProgress: (p) => reporter.progress(`scanning: ${p.repositories} repositories, ${p.tags} tags`),
       });
-      root = backend.lay.root;
-    }
+    })().finally(() => driver.close());
+    const root = driver.location;
+    const stats = driver.stats();
     reporter.clearProgress();
     const now = deps.now();
     let rows: Row[];

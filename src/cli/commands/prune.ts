@@ -80,9 +80,11 @@ export function pruneCommand(deps: CliDeps, done: (code: ExitCode) => void): Com
       // On a bucket, tag deletions a killed run journaled are finished first (then listed again).
       let finished = 0;
       if (driver.kind === 's3' && !dryRun) {
-        finished = await finishS3Journal(driver);
+        finished = await finishS3Journal(driver, reporter.warn);
         if (finished > 0) await driver.view.refresh();
       }
+      // A bucket that cannot be listed fails here, not as a warning per directory.
+      if (driver.kind === 's3') await driver.view.ready();
       // Shared with apply so manifests are read once; a dry run does not hold it while printing.
       const cache = dryRun ? undefined : new ManifestCache(storageFs, lay, limiter(64));
       const built = await buildPlan({

@@ -2,7 +2,7 @@ import { ManifestCache, repoView } from '../../graph/load.js';
 import { keptClosure } from '../../graph/reach.js';
 import { RegpruneError } from '../../model/errors.js';
 import type { Digest, RepositoryName, TagName } from '../../model/names.js';
-import { isDigest, isRepositoryName, parseDigest, parseRepositoryName, parseTagName } from '../../model/names.js';
+import { isDigest, isRepositoryName, isTagName, parseDigest, parseRepositoryName, parseTagName } from '../../model/names.js';
 import type { ApplyInput } from '../../plan/apply.js';
 import { ApplyControl } from '../../plan/control.js';
 import type { ApplyReport, ManifestOutcome, PlannedManifest, PlannedTag, TagOutcome } from '../../plan/plan.js';
@@ -10,8 +10,9 @@ import { limiter, mapLimit } from '../../util/limit.js';
 import type { StorageDriver } from '../driver.js';
 import { linkProblem } from '../links.js';
 import { CURRENT, LINK } from '../paths.js';
+import type { WarningSink } from '../warnings.js';
 import type { ObjectStore, S3ObjectInfo } from './client.js';
-import { linkEtag } from './walk.js';
+import { linkEtag } from './keys.js';
 
 /**
  * Apply on a bucket. S3 has no rename, so a removal cannot be one atomic,
@@ -62,11 +63,28 @@ function s3Parts(driver: StorageDriver) {
 
 /** What a link object says: from its ETag when that proves one of `candidates`, else read. */
 async function linkDigest(store: ObjectStore, o: S3ObjectInfo, candidates: readonly string[]): Promise<Digest | undefined> {
-  if (o.size === LINK_SIZE) for (const c of candidates) if (o.etag === linkEtag(c)) return c as Digest;
+  if (o.size === LINK_SIZE) for (const c of candidates) if (isDigest(c) && o.etag === linkEtag(c)) return c;
   const got = await store.get(o.key);
   if (got === undefined) return undefined;
   const text = got.body.toString('utf8');
   return got.body.length <= 256 && linkProblem(text) === undefined ? (text as Digest) : undefined;
+}
+
+const INDEX_LINK = /^index\/sha256\/[a-f0-9]{64}\/link$/;
+const REVISION_LINK = /^([a-f0-9]{64})\/link$/;
+/** A directory marker (zero bytes, trailing `/`) whose segments name real directories. */
+const isMarker = (o: S3ObjectInfo, rel: string) => o.size === 0 && (rel === '' || (rel.endsWith('/') && rel.slice(0, -1).split('/').every((p) => p !== '' && p !== '.' && p !== '..')));
+
+/**
+ * The first object under a tag's prefix that is none of what the registry
+ * writes there (`current/link`, `index/sha256/<hex>/link`) nor a directory
+ * marker: a tag holding one is left in place, as the view made it unreadable.
+ */
+function foreignInTag(objects: readonly S3ObjectInfo[], prefix: string, allowCurrent: boolean): S3ObjectInfo | undefined {
+  return objects.find((o) => {
+    const rel = o.key.slice(prefix.length);
+    return !(INDEX_LINK.test(rel) || (allowCurrent && rel === `${CURRENT}/${LINK}`) || isMarker(o, rel));
+  });
 }
 
 const fingerprint = (objects: readonly S3ObjectInfo[]) =>
@@ -79,10 +97,11 @@ const fingerprint = (objects: readonly S3ObjectInfo[]) =>
  * Finishes the tag deletions a killed run journaled: a tag whose
  * `current/link` is gone but whose other objects remain. Returns how many.
  */
-export async function finishS3Journal(driver: StorageDriver): Promise<number> {
+export async function finishS3Journal(driver: StorageDriver, onWarning: WarningSink = () => {}): Promise<number> {
   const { store, lay, key, journalKey } = s3Parts(driver);
   const got = await store.get(journalKey);
   if (got === undefined) return 0;
+  const journalPath = `/${journalKey}`;
   let tags: JournalTag[] = [];
   try {
     const doc = JSON.parse(got.body.toString('utf8')) as { tags?: unknown };
@@ -92,16 +111,28 @@ export async function finishS3Journal(driver: StorageDriver): Promise<number> {
   }
   let finished = 0;
   for (const t of tags) {
-    if (typeof t.repository !== 'string' || !isRepositoryName(t.repository) || typeof t.tag !== 'string') continue;
-    let tag: TagName;
-    try {
-      tag = parseTagName(t.tag);
-    } catch {
+    if (typeof t.repository !== 'string' || !isRepositoryName(t.repository) || typeof t.tag !== 'string' || !isTagName(t.tag)) {
+      onWarning({ code: 'bad-name', path: journalPath, message: `tag entry ${JSON.stringify(t)} names no valid tag; ignored` });
       continue;
     }
     const repo = t.repository as RepositoryName;
-    const objects = await listAll(store, `${key(lay.tag(repo, tag))}/`);
+    const tag = t.tag as TagName;
+    const prefix = `${key(lay.tag(repo, tag))}/`;
+    const objects = await listAll(store, prefix);
     if (objects.length === 0 || objects.some((o) => o.key === key(lay.tagCurrentLink(repo, tag)))) continue;
+    // What the killed run left: index links it had not deleted yet, all older than its journal.
+    // Anything else (a push in flight writes its index entry first) is not finished here.
+    const foreign = foreignInTag(objects, prefix, false);
+    const newer = objects.find((o) => o.lastModified.getTime() > got.lastModified.getTime());
+    if (foreign !== undefined || newer !== undefined) {
+      const o = (foreign ?? newer) as S3ObjectInfo;
+      onWarning({
+        code: 'unexpected',
+        path: `/${o.key}`,
+        message: `${foreign !== undefined ? 'not an index link' : 'written after the journal'}: the journaled removal of ${repo}:${tag} is not finished; left in place`,
+      });
+      continue;
+    }
     for (const o of objects) await store.delete(o.key);
     finished++;
   }
@@ -146,6 +177,8 @@ export async function applyPlanS3(input: ApplyS3Input): Promise<ApplyReport> {
       if (before.length === 0) return emitTag(t, 'missing');
       const current = before.find((o) => o.key === currentKey);
       if (current === undefined) return emitTag(t, 'failed', `s3://${currentKey} is missing; left in place`);
+      const foreign = foreignInTag(before, prefix, true);
+      if (foreign !== undefined) return emitTag(t, 'failed', `s3://${foreign.key} is not understood; the tag is left in place`);
       const now = await linkDigest(store, current, [digest, ...indexOf(before)]);
       if (now !== digest) return emitTag(t, 'changed', `now points to ${now ?? 'something unreadable'}; left in place`);
       const planned = Date.parse(t.pushedAt);
@@ -199,8 +232,9 @@ export async function applyPlanS3(input: ApplyS3Input): Promise<ApplyReport> {
     const revisionsPrefix = `${key(lay.revisions(repo))}/`;
     const revisions = new Map<Digest, S3ObjectInfo>();
     for (const o of await listAll(store, revisionsPrefix)) {
-      const d = `sha256:${o.key.slice(revisionsPrefix.length).split('/')[0] ?? ''}`;
-      if (isDigest(d) && o.key.endsWith(`/${LINK}`)) revisions.set(d, o);
+      // Exactly `<hex>/link`: another key under a revision (`<hex>/x/link`) is not its link.
+      const m = REVISION_LINK.exec(o.key.slice(revisionsPrefix.length));
+      if (m !== null) revisions.set(`sha256:${m[1]}` as Digest, o);
     }
     const all = [...revisions.keys()];
     roots.push(...all.filter((d) => !planned.has(d)));
@@ -240,6 +274,11 @@ export async function applyPlanS3(input: ApplyS3Input): Promise<ApplyReport> {
         if (leftovers.has(`${repo}@${d}`)) {
           try {
             const rest = await listAll(store, `${key(lay.revision(repo, d))}/`);
+            const odd = rest.find((o) => o.key.slice(key(lay.revision(repo, d)).length + 1).split('/').some((p, i, all) => (p === '' && i < all.length - 1) || p === '.' || p === '..'));
+            if (odd !== undefined) {
+              out.push(emitManifest(m, 'failed', `s3://${odd.key} is not understood; left in place`));
+              continue;
+            }
             for (const o of rest) await store.delete(o.key);
             out.push(emitManifest(m, rest.length > 0 ? 'removed' : 'missing'));
           } catch (err) {

@@ -3,17 +3,18 @@ import { posix } from 'node:path';
 import { errnoCode } from '../../model/errors.js';
 import { storageDoor } from '../door.js';
 import { readOnlyFs, type DirEntry, type FileStats, type StorageFs } from '../fs.js';
-import { ALGORITHM, CURRENT, DATA, INDEX, LINK, V2_SUFFIX, layout, type Layout } from '../paths.js';
+import { ALGORITHM, CURRENT, DATA, INDEX, LAYERS, LINK, MANIFESTS, REVISIONS, TAGS, V2_SUFFIX, layout, type Layout } from '../paths.js';
 import type { ObjectStore, S3ObjectInfo } from './client.js';
-import { linkEtag } from './walk.js';
+import { linkEtag } from './keys.js';
 
 /**
  * The bucket seen as the filesystem driver's tree, so that walk, graph, plan,
  * du and check run on it unchanged (the registry does the same: its logic
  * sits above a driver that maps paths to keys, `<rootdirectory>/<path>`).
  *
- * One listing (pages of 1000 keys) of `docker/registry/v2/` and of
- * regprune's `.regprune/` is taken when the view opens: directories are key
+ * One listing (pages of 1000 keys) of `docker/registry/v2/` is taken on
+ * first use (and one of regprune's `.regprune/` when a path there is first
+ * read): directories are key
  * prefixes, a file's size and mtime are the object's Size and LastModified
  * (for a tag's `current/link`: when it was last pushed). Reads are answered
  * from that snapshot where the listing proves the content, and with a GET
@@ -48,6 +49,12 @@ export interface S3View {
   /** Key of a path of this view (`/reg/docker/...` -> `reg/docker/...`). */
   key(path: string): string;
   stats(): S3ViewStats;
+  /**
+   * Takes the listing now if not yet taken (else on first read). A failed
+   * listing (no such bucket, denied) fails here, where a walk would report
+   * each directory it could not list as a warning.
+   */
+  ready(): Promise<void>;
   /** Lists again (after regprune itself changed the bucket, e.g. finished a killed run's deletions). */
   refresh(): Promise<void>;
 }
@@ -63,6 +70,70 @@ const HEX = /^[a-f0-9]{64}$/;
 /** The registry refuses manifests over 4 MiB; nothing larger is read as one. */
 const MAX_MANIFEST = 4 * 1024 * 1024;
 
+function notUnderstood(op: string, path: string, why: string): Error {
+  return Object.assign(new Error(`EIO: ${why}; not understood, left in place, ${op} '${path}'`), { code: 'EIO' });
+}
+
+/**
+ * Keys a filesystem cannot hold, or that no registry writes where they are,
+ * found in a listing. Each makes a part of the tree refuse to be read (an
+ * error naming the key, which the walk and the graph report as a warning):
+ *
+ * - `units`: a tag's directory, a revision's or a layer link's directory,
+ *   holding such a key (a tag's or a revision's: or any object but the links
+ *   the registry writes there, `current/link` and `index/sha256/<hex>/link`;
+ *   `link`): nothing at or below it is read, so the tag is never selected and its repository's
+ *   manifests stay (the S3 apply removes a tag by deleting every key under
+ *   it, which must then be only what it understood; on S3 the registry's own
+ *   manifest delete removes a revision's whole prefix, so it leaves no
+ *   directory without its link for a plan to sweep);
+ *   and elsewhere, a key that is also a prefix (`.../link` and `.../link/x`):
+ *   neither the file nor anything below it is read;
+ * - `listings`: elsewhere, the directory whose listing holds the odd name.
+ */
+class OddKeys {
+  readonly units = new Map<string, string>();
+  readonly listings = new Map<string, string>();
+
+  get empty(): boolean {
+    return this.units.size === 0 && this.listings.size === 0;
+  }
+
+  /** Why `k` (a key path without a trailing `/`) cannot be read, if it cannot. */
+  refused(k: string, listing: boolean): string | undefined {
+    if (this.empty) return undefined;
+    if (listing && this.listings.has(k)) return this.listings.get(k);
+    for (let p = k; ; ) {
+      const why = this.units.get(p);
+      if (why !== undefined) return why;
+      const slash = p.lastIndexOf('/');
+      if (slash < 0) return undefined;
+      p = p.slice(0, slash);
+    }
+  }
+}
+
+const q = (k: string) => JSON.stringify(k);
+
+/**
+ * The unit (tag, revision or layer link directory) a key below
+ * `repositories/` lies in, as the index of its last segment, with whether the
+ * key is one the registry writes there. `parts` is the key below
+ * `repositories/`, split on `/`.
+ */
+function unitOf(parts: readonly string[]): { end: number; written: boolean } | undefined {
+  const at = parts.findIndex((p) => p.startsWith('_'));
+  if (at <= 0) return undefined;
+  const rest = parts.slice(at);
+  const is = (...want: string[]) => rest.length === want.length && want.every((w, i) => w === '*' || (w === 'HEX' ? HEX.test(rest[i] as string) : rest[i] === w));
+  if (rest[0] === MANIFESTS && rest[1] === TAGS && rest.length >= 4) {
+    return { end: at + 2, written: is(MANIFESTS, TAGS, '*', CURRENT, LINK) || is(MANIFESTS, TAGS, '*', INDEX, ALGORITHM, 'HEX', LINK) };
+  }
+  if (rest[0] === MANIFESTS && rest[1] === REVISIONS && rest[2] === ALGORITHM && rest.length >= 5) return { end: at + 3, written: is(MANIFESTS, REVISIONS, ALGORITHM, '*', LINK) };
+  if (rest[0] === LAYERS && rest[1] === ALGORITHM && rest.length >= 4) return { end: at + 2, written: true };
+  return undefined;
+}
+
 function enoent(op: string, path: string): Error {
   return Object.assign(new Error(`ENOENT: no such file or directory, ${op} '${path}'`), { code: 'ENOENT' });
 }
@@ -74,6 +145,14 @@ function eisdir(op: string, path: string): Error {
 }
 
 const EPOCH = new Date(0);
+/** Path segments a key may hold but no directory entry can: they would walk in place or up the tree. */
+const BAD_SEGMENT = new Set(['', '.', '..']);
+/** Some segment of a key is ``, `.` or `..` (tested first: one regular expression per key). */
+const ODD_SEGMENT = /(?:^|\/)\.{0,2}(?:\/|$)/;
+const TAG_DIRS = `/${MANIFESTS}/${TAGS}/`;
+const REVISION_DIRS = `/${MANIFESTS}/${REVISIONS}/`;
+/** What the registry writes in a tag's or a revision's directory (a quick test; unitOf decides). */
+const WRITTEN_LINK = new RegExp(`/${MANIFESTS}/(?:${TAGS}/[^/]+/(?:${CURRENT}/${LINK}|${INDEX}/${ALGORITHM}/[a-f0-9]{64}/${LINK})|${REVISIONS}/${ALGORITHM}/[^/]+/${LINK})$`);
 
 function fileStats(size: number, mtimeMs: number): FileStats {
   const mtime = new Date(mtimeMs);
@@ -115,6 +194,14 @@ class Snapshot {
     this.etags = pick(this.etags);
   }
 
+  /** Adds keys that all sort before this snapshot's first. */
+  prepend(before: Snapshot): void {
+    this.keys = [...before.keys, ...this.keys];
+    this.sizes = [...before.sizes, ...this.sizes];
+    this.mtimes = [...before.mtimes, ...this.mtimes];
+    this.etags = [...before.etags, ...this.etags];
+  }
+
   /** First index whose key is >= `k`. */
   lowerBound(k: string): number {
     let lo = 0;
@@ -137,7 +224,12 @@ class Snapshot {
     return i < this.keys.length && (this.keys[i] as string).startsWith(prefix);
   }
 
-  /** Direct children of the directory `prefix` (ending in `/`, or `''` for the top). */
+  /**
+   * Direct children of the directory `prefix` (ending in `/`, or `''` for the
+   * top). Names no directory entry can have (``, `.`, `..`) are left out (the
+   * directory holding them refuses to be listed: see `odd`), and a key that
+   * is also a prefix shows once, as a directory.
+   */
   children(prefix: string): DirEntry[] {
     const out: DirEntry[] = [];
     let i = this.lowerBound(prefix);
@@ -147,12 +239,12 @@ class Snapshot {
       const rest = k.slice(prefix.length);
       const slash = rest.indexOf('/');
       if (slash < 0) {
-        out.push(dirEntry(rest, false));
+        if (!BAD_SEGMENT.has(rest) && !this.hasUnder(`${k}/`)) out.push(dirEntry(rest, false));
         i++;
         continue;
       }
       const name = rest.slice(0, slash);
-      out.push(dirEntry(name, true));
+      if (!BAD_SEGMENT.has(name)) out.push(dirEntry(name, true));
       // Past everything under `name/`: '0' is the character after '/'.
       i = this.lowerBound(`${prefix}${name}0`);
     }
@@ -167,23 +259,81 @@ function sha256Hex(data: Uint8Array): string {
 /** Opens the view: the tree and regprune's state prefix are listed once, on first use. */
 export async function openS3View(store: ObjectStore, rootPrefix: string, options: OpenS3ViewOptions = {}): Promise<S3View> {
   let snap = new Snapshot();
+  let odd = new OddKeys();
   const root = rootPrefix === '' ? '/' : `/${rootPrefix.replace(/\/$/, '')}`;
+  /** Segments of the rootdirectory's prefix (`reg/` -> 1): the driver's own configuration, not the bucket's content. */
+  const rootParts = rootPrefix === '' ? 0 : rootPrefix.replace(/\/$/, '').split('/').length;
   const lay = layout(root);
   const key = (path: string): string => path.slice(1);
+  const reposPrefix = `${key(lay.repositories)}/`;
+  /** Marks what `parts[bad]` onwards (of key `k`) makes unreadable. */
+  const mark = (found: OddKeys, k: string, parts: readonly string[], bad: number, why: string) => {
+    const rel = k.startsWith(reposPrefix) ? k.slice(reposPrefix.length).split('/') : undefined;
+    const shift = parts.length - (rel?.length ?? 0);
+    const unit = rel === undefined ? undefined : unitOf(rel);
+    if (unit !== undefined && bad - shift > unit.end) found.units.set(parts.slice(0, shift + unit.end + 1).join('/'), why);
+    else if (bad === parts.length - 1 && !BAD_SEGMENT.has(parts[bad] as string)) found.units.set(k, why);
+    else found.listings.set(parts.slice(0, bad).join('/'), why);
+  };
+  /** Lists `prefix` into `next` (sorted when done), noting odd keys in `found`. */
+  const listInto = async (prefix: string, next: Snapshot, found: OddKeys) => {
+    await store.list(prefix, (page) => {
+      for (const o of page) {
+        // A directory marker (zero bytes, trailing `/`, as some tools create): the directory, no file.
+        const marker = o.size === 0 && o.key.endsWith('/');
+        const own = o.key.slice(rootPrefix.length, marker ? -1 : undefined);
+        if (ODD_SEGMENT.test(own)) {
+          const parts = o.key.split('/');
+          const bad = parts.findIndex((p, i) => i >= rootParts && BAD_SEGMENT.has(p) && !(marker && i === parts.length - 1));
+          mark(found, o.key, parts, bad, `s3 key ${q(o.key)} has an empty, . or .. segment`);
+        } else if (!marker && (o.key.includes(TAG_DIRS) || o.key.includes(REVISION_DIRS)) && !WRITTEN_LINK.test(o.key) && o.key.startsWith(reposPrefix)) {
+          const rel = o.key.slice(reposPrefix.length).split('/');
+          const unit = unitOf(rel);
+          if (unit !== undefined && !unit.written) {
+            const parts = o.key.split('/');
+            found.units.set(parts.slice(0, parts.length - rel.length + unit.end + 1).join('/'), `s3 key ${q(o.key)} is no link the registry writes in a tag's or a revision's directory`);
+          }
+        }
+        if (!marker) next.add(o);
+      }
+      options.onProgress?.({ keys: next.keys.length });
+    });
+    next.sort();
+    // A key that is also a prefix: a file and a directory at once.
+    // Keys under `k/` sort right after `k` with the keys starting with `k`: only then is it searched.
+    for (let i = 0; i + 1 < next.keys.length; i++) {
+      const k = next.keys[i] as string;
+      if ((next.keys[i + 1] as string).startsWith(k) && next.hasUnder(`${k}/`)) {
+        mark(found, k, k.split('/'), k.split('/').length - 1, `s3 key ${q(k)} is an object and a prefix (of ${q(next.keys[next.lowerBound(`${k}/`)] as string)})`);
+      }
+    }
+  };
+  const stateKey = key(lay.stateDir);
+  /** regprune's own `.regprune/` is listed when first read (a journal, a trash): `list` and `du` cost one request per 1000 keys. */
+  let stateLoaded: Promise<void> | undefined;
   const load = async () => {
     const next = new Snapshot();
-    for (const prefix of [`${rootPrefix}${V2_SUFFIX}/`, `${key(lay.stateDir)}/`]) {
-      await store.list(prefix, (page) => {
-        for (const o of page) next.add(o);
-        options.onProgress?.({ keys: next.keys.length });
-      });
-    }
-    next.sort();
+    const found = new OddKeys();
+    await listInto(`${rootPrefix}${V2_SUFFIX}/`, next, found);
     snap = next;
+    odd = found;
+    stateLoaded = undefined;
   };
+  const loadState = async () => {
+    const state = new Snapshot();
+    await listInto(`${stateKey}/`, state, odd);
+    // `.regprune` sorts before `docker` (`.` before `d`): the state's keys go first.
+    snap.prepend(state);
+  };
+  const needsState = (k: string) => k === '' || k === stateKey || stateKey.startsWith(`${k}/`) || k.startsWith(`${stateKey}/`);
   // Listed on first use: a run that takes a lock first plans from a listing made under it.
   let loaded: Promise<void> | undefined;
   const ready = () => (loaded ??= load());
+  /** The listing, with `.regprune/` in it when `k` is there or above it. */
+  const readyFor = async (k: string) => {
+    await ready();
+    if (needsState(k)) await (stateLoaded ??= loadState());
+  };
 
   let linksProven = 0;
   let linksRead = 0;
@@ -254,9 +404,15 @@ export async function openS3View(store: ObjectStore, rootPrefix: string, options
 
   const isBlobData = (k: string) => k.startsWith(blobsKeyPrefix) && k.endsWith(`/${DATA}`);
 
+  const refuse = (op: string, path: string, k: string, listing = false) => {
+    const why = odd.refused(k, listing);
+    if (why !== undefined) throw notUnderstood(op, path, why);
+  };
+
   const read = async (path: string): Promise<Uint8Array> => {
-    await ready();
     const k = key(path);
+    await readyFor(k);
+    refuse('open', path, k);
     const i = snap.find(k);
     // A manifest pushed since the listing (a tag pushed during apply names it): read it live.
     if (i < 0 && isBlobData(k)) return readBlob(k, path);
@@ -276,8 +432,9 @@ export async function openS3View(store: ObjectStore, rootPrefix: string, options
   const fs = readOnlyFs(
     {
       readdir: async (path) => {
-        await ready();
         const k = key(path);
+        await readyFor(k);
+        refuse('scandir', path, k, true);
         const prefix = k === '' ? '' : `${k}/`;
         const entries = snap.children(prefix);
         if (entries.length > 0) return entries;
@@ -285,8 +442,9 @@ export async function openS3View(store: ObjectStore, rootPrefix: string, options
         throw enoent('scandir', path);
       },
       lstat: async (path) => {
-        await ready();
         const k = key(path);
+        await readyFor(k);
+        refuse('lstat', path, k);
         const i = snap.find(k);
         if (i >= 0) return fileStats(snap.sizes[i] as number, snap.mtimes[i] as number);
         if (k === '' || snap.hasUnder(`${k}/`)) return DIR_STATS;
@@ -314,6 +472,7 @@ export async function openS3View(store: ObjectStore, rootPrefix: string, options
     layout: lay,
     key,
     stats: () => ({ keys: snap.keys.length, linksProven, linksRead, manifestsFetched, manifestsCached }),
+    ready,
     refresh: async () => {
       loaded = load();
       await loaded;
