@@ -97,6 +97,8 @@ export function pruneCommand(deps: CliDeps, done: (code: ExitCode) => void): Com
         listBlobs: opts.verbose === true,
       });
       reporter.clearProgress();
+      // Apply follows manifests to manifests only: what the byte figures needed goes.
+      cache?.releaseBlobRefs();
       // Plain data: on s3 the root is the bucket's (the view's paths are /<key>).
       const plan: Plan = driver.kind === 's3' ? { ...built, root: driver.location } : built;
       const apply = (input: Omit<ApplyInput, 'fs' | 'layout'>) =>
