@@ -1,6 +1,8 @@
 import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 
 let small = false;
+let fullGc: (() => void) | undefined;
 
 function apply(): void {
   // After a full collection V8 lets the heap grow up to 4x what survived before the next one:
@@ -32,4 +34,21 @@ export function keepHeapSmall(): void {
  */
 export function reassertHeapFlags(): void {
   if (small) apply();
+}
+
+/**
+ * A full collection now, where the program knows that most of the heap just became garbage (the
+ * plan's working set, once the plan is made): V8 would collect it only once the heap has grown
+ * by another quarter, and the memory outside the heap those objects hold (the manifest cache's
+ * digest table, 24 MB at 100k tags) is freed only then. At 100k tags the apply's peak went from
+ * 230 to 178 MB (the plan's, 190 MB, is now the run's). Only after keepHeapSmall() (the program's main); a no-op for library users.
+ */
+export function settleHeap(): void {
+  if (!small) return;
+  if (fullGc === undefined) {
+    // What node --expose-gc gives: a context made after the flag is set has gc().
+    setFlagsFromString('--expose-gc');
+    fullGc = runInNewContext('gc') as () => void;
+  }
+  fullGc();
 }

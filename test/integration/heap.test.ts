@@ -30,7 +30,34 @@ const space = v8.getHeapSpaceStatistics().find((s) => s.space_name === 'new_spac
 console.log(JSON.stringify({ newSpaceMb: space.space_size / 1048576 }));
 `;
 
+const SETTLE = (dist: string) => `
+import { keepHeapSmall, settleHeap } from ${JSON.stringify(pathToFileURL(join(dist, 'src/util/heap.js')).href)};
+import { readFileSync } from 'node:fs';
+const rssMb = () => Number(/VmRSS:\\s+(\\d+)/.exec(readFileSync('/proc/self/status', 'utf8'))[1]) / 1024;
+keepHeapSmall();
+// A working set that just became garbage, most of it outside the heap (as the plan's digest table).
+let set = [];
+for (let i = 0; i < 40; i++) set.push(Buffer.alloc(1 << 20, i));
+set = undefined;
+const before = rssMb();
+settleHeap();
+// Backing stores are freed by V8's sweeper thread, just after the collection.
+await new Promise((resolve) => setTimeout(resolve, 500));
+console.log(JSON.stringify({ before, after: rssMb() }));
+`;
+
 describe('heap flags', () => {
+  test('settleHeap frees a working set that just became garbage, memory outside the heap included', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'regprune-heap-'));
+    onTestFinished(() => rm(dir, { recursive: true, force: true }));
+    const script = join(dir, 'settle.mjs');
+    await writeFile(script, SETTLE(join(REPO_ROOT, 'dist')));
+    const r = await execa(process.execPath, [script], { reject: false, timeout: 60_000 });
+    expect(r.exitCode, r.stderr).toBe(0);
+    const { before, after } = JSON.parse(r.stdout) as { before: number; after: number };
+    expect(before - after).toBeGreaterThan(30);
+  });
+
   test('the young generation stays small after the remover thread started', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'regprune-heap-'));
     onTestFinished(() => rm(dir, { recursive: true, force: true }));
