@@ -299,7 +299,7 @@ export class ManifestCache {
    * Marks what garbage-collect marks for `manifest`: its own blob and every
    * descriptor it references (config, layers, child manifests).
    */
-  mark(manifest: Digest, into: DigestMarks): void {
+  mark(manifest: Digest, into: DigestMarks | Set<number>): void {
     into.add(this.table.id(manifest));
     const got = this.done.get(manifest);
     const e = got === undefined ? undefined : this.full(got);
