@@ -41,7 +41,8 @@ export function reassertHeapFlags(): void {
  * plan's working set, once the plan is made): V8 would collect it only once the heap has grown
  * by another quarter, and the memory outside the heap those objects hold (the manifest cache's
  * digest table, 24 MB at 100k tags) is freed only then. At 100k tags the apply's peak went from
- * 230 to 178 MB (the plan's, 190 MB, is now the run's). Only after keepHeapSmall() (the program's main); a no-op for library users.
+ * 230 to 178 MB (the plan's, 190 MB, is now the run's). Only after keepHeapSmall() (the
+ * program's main); a no-op for library users.
  */
 export function settleHeap(): void {
   if (!small) return;
