@@ -1,18 +1,13 @@
 import * as nodeFs from 'node:fs';
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline/promises';
-import { setFlagsFromString } from 'node:v8';
 import { execaRunner } from '../gc/execa-runner.js';
 import { storageFs } from '../storage/fs.js';
+import { keepHeapSmall } from '../util/heap.js';
 import { runCli } from './program.js';
 
-// Peak memory. After a full collection V8 lets the heap grow up to 4x what survived before the
-// next one: at 100k tags about 80 MB survive the plan, and the apply's short-lived garbage
-// (a Stats object per lstat, a string per path) took the heap to 230 MB before it was
-// collected (--trace-gc). Growing by a quarter at most keeps the peak near what is live, for a
-// few more (incremental, tens of ms) collections. Read by V8 at each collection, so it works
-// when set here, before the work starts.
-setFlagsFromString('--heap-growing-percent=25');
+// Peak memory: V8's heap kept near what is live (see src/util/heap.ts). Before the work starts.
+keepHeapSmall();
 
 // Set by bin/package.mjs (esbuild `define`) in the single-file builds (dist/regprune.mjs and the
 // standalone executable): there, no package.json or dist/BUILD sits at a known place beside the code.

@@ -70,7 +70,16 @@ interface Stored {
 
 type Failed = Extract<ManifestEntry, { ok: false }>;
 
+/** A manifest after releaseBlobRefs(): only what reachability follows. */
+interface Linked {
+  readonly ok: true;
+  readonly children: readonly Digest[];
+  readonly subject: Digest | undefined;
+}
+
 const NONE: readonly Digest[] = Object.freeze([]);
+/** Most manifests are images without a subject: one object for all of them. */
+const LEAF: Linked = Object.freeze({ ok: true, children: NONE, subject: undefined });
 
 /**
  * Reads manifests once each, shared by all repositories (the blob store is
@@ -80,12 +89,11 @@ const NONE: readonly Digest[] = Object.freeze([]);
  * string array per manifest.
  */
 export class ManifestCache {
-  private readonly entries = new Map<Digest, Promise<Stored | Failed>>();
-  private readonly done = new Map<Digest, Stored | Failed>();
+  private readonly entries = new Map<Digest, Promise<Stored | Linked | Failed>>();
+  private readonly done = new Map<Digest, Stored | Linked | Failed>();
   private readonly interned = new Map<string, Digest>();
   private readonly mediaTypes = new Map<string, string>();
-  /** Every digest a manifest references, and every manifest marked, by id. */
-  readonly table = new DigestTable();
+  private digests: DigestTable | undefined = new DigestTable();
   private arena = new Uint32Array(16384);
   private arenaUsed = 0;
   constructor(
@@ -97,6 +105,35 @@ export class ManifestCache {
   /** Manifest blobs read so far (for progress). */
   reads = 0;
 
+  /** Every digest a manifest references, and every manifest marked, by id. */
+  get table(): DigestTable {
+    if (this.digests === undefined) throw new Error('ManifestCache: blob references were released (releaseBlobRefs)');
+    return this.digests;
+  }
+
+  /**
+   * Keeps only what reachability needs (children, subject), for the apply: the
+   * blob references, sizes and media types only the plan's byte figures use
+   * are dropped, and manifests read from now on keep none. At 100k tags that
+   * is the digest table and the arena (about 24 MB outside the heap) and a
+   * tenth of the heap. peek, refs, size, mark and table throw afterwards.
+   */
+  releaseBlobRefs(): void {
+    if (this.digests === undefined) return;
+    this.digests = undefined;
+    this.arena = new Uint32Array(0);
+    this.arenaUsed = 0;
+    this.mediaTypes.clear();
+    // The digests stay shared: the keys below and the plan's entries hold the same strings.
+    this.interned.clear();
+    for (const [d, e] of this.done) if (e.ok) this.done.set(d, linked(e.children, e.subject));
+  }
+
+  private full(e: Stored | Linked | Failed): Stored | Failed {
+    if (this.digests === undefined) throw new Error('ManifestCache: blob references were released (releaseBlobRefs)');
+    return e as Stored | Failed;
+  }
+
   /** One string per manifest digest, however many places hold it. */
   intern(d: Digest): Digest {
     const existing = this.interned.get(d);
@@ -105,7 +142,8 @@ export class ManifestCache {
     return d;
   }
 
-  private store(refs: ManifestRefs, size: number): Stored {
+  private store(refs: ManifestRefs, size: number): Stored | Linked {
+    if (this.digests === undefined) return linked(refs.children.map((c) => this.intern(c)), refs.subject === undefined ? undefined : this.intern(refs.subject));
     const blobStart = this.arenaUsed;
     if (blobStart + refs.blobs.length > this.arena.length) {
       const grown = new Uint32Array(Math.max(this.arena.length * 2, blobStart + refs.blobs.length));
@@ -186,7 +224,7 @@ export class ManifestCache {
     const path = this.lay.blobData(digest);
     const blobDir = posix.dirname(path);
     const shard = posix.dirname(blobDir);
-    const p = this.io.run(async (): Promise<Stored | Failed> => {
+    const p = this.io.run(async (): Promise<Stored | Linked | Failed> => {
       let bytes: Uint8Array;
       let size: number;
       try {
@@ -227,13 +265,15 @@ export class ManifestCache {
   /** The entry if already loaded (synchronous, for the pure reachability code). */
   peek(digest: Digest): ManifestEntry | undefined {
     const e = this.done.get(digest);
-    return e === undefined ? undefined : this.materialize(e);
+    return e === undefined ? undefined : this.materialize(this.full(e));
   }
 
   /** What a loaded manifest references (built on each call: prefer children, subject, mark). */
   refs(digest: Digest): ManifestRefs | undefined {
     const e = this.done.get(digest);
-    return e !== undefined && e.ok ? (this.materialize(e) as { refs: ManifestRefs }).refs : undefined;
+    if (e === undefined) return undefined;
+    const f = this.full(e);
+    return f.ok ? (this.materialize(f) as { refs: ManifestRefs }).refs : undefined;
   }
 
   /** Child manifests of a loaded index (none for anything else, or not loaded). */
@@ -250,16 +290,19 @@ export class ManifestCache {
   /** Size in bytes of a manifest read and understood. */
   size(digest: Digest): number | undefined {
     const e = this.done.get(digest);
-    return e !== undefined && e.ok ? e.size : undefined;
+    if (e === undefined) return undefined;
+    const f = this.full(e);
+    return f.ok ? f.size : undefined;
   }
 
   /**
    * Marks what garbage-collect marks for `manifest`: its own blob and every
    * descriptor it references (config, layers, child manifests).
    */
-  mark(manifest: Digest, into: DigestMarks): void {
+  mark(manifest: Digest, into: DigestMarks | Set<number>): void {
     into.add(this.table.id(manifest));
-    const e = this.done.get(manifest);
+    const got = this.done.get(manifest);
+    const e = got === undefined ? undefined : this.full(got);
     if (e === undefined || !e.ok) return;
     for (let i = e.blobStart; i < e.blobStart + e.blobCount; i++) into.add(this.arena[i] as number);
     for (const c of e.children) into.add(this.table.id(c));
@@ -278,6 +321,10 @@ export class ManifestCache {
       frontier = next;
     }
   }
+}
+
+function linked(children: readonly Digest[], subject: Digest | undefined): Linked {
+  return children.length === 0 && subject === undefined ? LEAF : { ok: true, children: children.length === 0 ? NONE : children, subject };
 }
 
 async function listDir(fs: StorageFs, io: Limiter, path: string, warn: WarningSink) {

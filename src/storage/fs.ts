@@ -1,5 +1,6 @@
 import { renameSync as nodeRenameSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
+import { reassertHeapFlags } from '../util/heap.js';
 
 /**
  * The filesystem regprune needs: a small subset of `node:fs`, so that
@@ -304,6 +305,8 @@ const removers = (() => {
     // It keeps nothing between messages: a small heap (the default young generation alone may grow to tens of MB per thread).
     const worker = new Worker(REMOVER, { eval: true, resourceLimits: { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 32 } });
     worker.unref();
+    // Setting up the thread's heap resets a flag the main thread's heap relies on.
+    worker.once('online', reassertHeapFlags);
     worker.on('message', (done: Array<{ id: number; error?: { message: string; code?: string } }>) => {
       for (const m of done) {
         const p = pending.get(m.id);

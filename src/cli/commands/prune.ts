@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { limiter } from '../../util/limit.js';
+import { settleHeap } from '../../util/heap.js';
 import { ManifestCache } from '../../graph/load.js';
 import { RegpruneError, UsageError } from '../../model/errors.js';
 import { applyPlan } from '../../plan/apply.js';
@@ -99,6 +100,10 @@ export function pruneCommand(deps: CliDeps, done: (code: ExitCode) => void): Com
         listBlobs: opts.verbose === true,
       });
       reporter.clearProgress();
+      // Apply follows manifests to manifests only: what the byte figures needed goes, and with
+      // it the plan's working set, before the apply adds its own.
+      cache?.releaseBlobRefs();
+      if (!dryRun) settleHeap();
       // Plain data: on s3 the root is the bucket's (the view's paths are /<key>).
       const plan: Plan = driver.kind === 's3' ? { ...built, root: driver.location } : built;
       const apply = (input: Omit<ApplyInput, 'fs' | 'layout'>) =>
