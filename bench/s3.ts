@@ -7,7 +7,11 @@
  * then a few new manifests pushed into the bucket and the plan run again
  * with the warm cache, whose request counts are checked.
  *
- *   npm run build && node dist/bench/s3.js [--repos 4] [--tags 5] [--runs 1] [--new 5] [--keep] [--out FILE]
+ *   npm run build && node dist/bench/s3.js [--repos 4] [--tags 5] [--runs 1] [--new 5] [--swift-workers 1] [--keep] [--out FILE]
+ *
+ * `--swift-workers`: processes per Swift server (the tests use 1; Swift's
+ * default, `auto`, is one per core). With one, the proxy is a single Python
+ * process and a parallel client is bound by its CPU per request.
  *
  * Needs Swift + memcached and docker-registry (see test/helpers/swift.ts).
  * Uploading is slow on Swift (about 200 objects a second here): a
@@ -196,6 +200,7 @@ async function main(): Promise<void> {
       tags: { type: 'string', default: '5' },
       runs: { type: 'string', default: '1' },
       new: { type: 'string', default: '5' },
+      'swift-workers': { type: 'string', default: '1' },
       keep: { type: 'boolean', default: false },
       out: { type: 'string' },
     },
@@ -204,14 +209,15 @@ async function main(): Promise<void> {
   const tagsPerRepo = Number(values.tags);
   const runs = Number(values.runs);
   const newManifests = Number(values.new);
-  if (![repos, tagsPerRepo, runs, newManifests].every((n) => Number.isInteger(n) && n > 0)) {
-    process.stderr.write('bench-s3: --repos, --tags, --runs and --new take whole numbers above 0\n');
+  const swiftWorkers = Number(values['swift-workers']);
+  if (![repos, tagsPerRepo, runs, newManifests, swiftWorkers].every((n) => Number.isInteger(n) && n > 0)) {
+    process.stderr.write('bench-s3: --repos, --tags, --runs, --new and --swift-workers take whole numbers above 0\n');
     process.exit(2);
   }
   const loadStart = loadavg();
   const registryBin = await findRegistryBinary();
   const work = mkdtempSync(join(tmpdir(), 'regprune-bench-s3-'));
-  const swift = await startSwift();
+  const swift = await startSwift({ workers: swiftWorkers });
   try {
     const root = join(work, 'tree');
     const now = new Date();
@@ -326,15 +332,16 @@ async function main(): Promise<void> {
       warmStats: ws,
       listBound,
       runs,
+      swiftWorkers,
       load: { start: loadStart, end: loadEnd },
       ok: problems.length === 0,
     };
-    const resultsFile = values.out ?? join(RESULTS_DIR, `${today()}-s3-${repos}x${tagsPerRepo}.json`);
+    const resultsFile = values.out ?? join(RESULTS_DIR, `${today()}-s3-${repos}x${tagsPerRepo}${swiftWorkers === 1 ? '' : `-w${swiftWorkers}`}.json`);
     mkdirSync(join(resultsFile, '..'), { recursive: true });
     const cpu = cpus();
     const doc = {
       machine: { cpuModel: cpu[0]?.model ?? 'unknown', cores: cpu.length, memoryMb: Math.round(totalmem() / 2 ** 20), node: process.version, gitCommit: gitCommit(), loadavgStart: loadStart, loadavgEnd: loadEnd },
-      options: { repos, tags: tagsPerRepo, runs, new: newManifests },
+      options: { repos, tags: tagsPerRepo, runs, new: newManifests, swiftWorkers },
       commands: {
         gc: `docker-registry garbage-collect --dry-run CONFIG`,
         plan: `REGPRUNE_CACHE_DIR=<fresh dir> regprune prune --config CONFIG --before ${before.toISOString()} --dry-run --json`,
@@ -350,7 +357,7 @@ async function main(): Promise<void> {
     const fmt = (r: { seconds: number; load: number }) => `${r.seconds.toFixed(2)} s (load ${r.load})`;
     process.stdout.write(
       [
-        `tree: ${repos} repositories, ${gen.tags} tags, ${objects} objects in the bucket; ${onDisk.tags.length} tags selected, ${onDisk.reclaimableBytes} bytes reclaimable (check: the plan on the bucket = the plan on disk)`,
+        `tree: ${repos} repositories, ${gen.tags} tags, ${objects} objects in the bucket (Swift: ${swiftWorkers} worker${swiftWorkers === 1 ? '' : 's'} per server); ${onDisk.tags.length} tags selected, ${onDisk.reclaimableBytes} bytes reclaimable (check: the plan on the bucket = the plan on disk)`,
         `garbage-collect --dry-run on the bucket       ${gcSeconds.toFixed(2)} s median of ${runs}: ${gcRuns.map(fmt).join(', ')}`,
         `regprune prune --dry-run, cold cache          ${planSeconds.toFixed(2)} s median of ${runs}: ${coldRuns.map(fmt).join(', ')}   (${result.speedup.toFixed(1)}x faster)`,
         `regprune prune --dry-run, warm cache + ${newManifests} new  ${fmt(warm)}`,
