@@ -18,14 +18,13 @@ export async function filesUnder(dir: string): Promise<string[]> {
     .sort();
 }
 
-/** Uploads every file under `root` (`.regprune/` left out); returns how many. */
-export async function uploadTree(
-  store: ObjectStore,
-  root: string,
-  keyPrefix: string,
-  options: { concurrency?: number; onProgress?: (done: number, total: number) => void } = {},
-): Promise<number> {
-  const files = (await filesUnder(root)).filter((f) => !f.startsWith('.regprune/'));
+export interface UploadOptions {
+  readonly concurrency?: number;
+  readonly onProgress?: (done: number, total: number) => void;
+}
+
+/** Uploads the given files (paths relative to `root`); returns how many. */
+export async function uploadFiles(store: ObjectStore, root: string, files: readonly string[], keyPrefix: string, options: UploadOptions = {}): Promise<number> {
   let done = 0;
   await mapLimit(files, options.concurrency ?? 32, async (rel) => {
     await store.put(`${keyPrefix}${rel}`, await readFile(posix.join(root, rel)));
@@ -33,4 +32,10 @@ export async function uploadTree(
     if (done % 500 === 0) options.onProgress?.(done, files.length);
   });
   return files.length;
+}
+
+/** Uploads every file under `root` (`.regprune/` left out); returns how many. */
+export async function uploadTree(store: ObjectStore, root: string, keyPrefix: string, options: UploadOptions = {}): Promise<number> {
+  const files = (await filesUnder(root)).filter((f) => !f.startsWith('.regprune/'));
+  return uploadFiles(store, root, files, keyPrefix, options);
 }

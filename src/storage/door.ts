@@ -24,8 +24,11 @@ export interface StorageDoor {
   readonly root: string;
   /** Creates `path` and any missing parents below the root (like `mkdir -p`, never through a symlink). */
   ensureDir(path: string, opts?: { mode?: number; ownerLikeParent?: boolean }): Promise<void>;
-  /** Creates a file that must not exist yet, writes and flushes it; 'exists' when it was there. */
-  createFile(path: string, data: string | Uint8Array, opts?: { mode?: number; mtime?: Date; ownerLikeParent?: boolean }): Promise<'created' | 'exists'>;
+  /**
+   * Creates a file that must not exist yet, writes and flushes it; 'exists' when it was there.
+   * `flush: false` skips the fsync, for caches whose content is checked on every read.
+   */
+  createFile(path: string, data: string | Uint8Array, opts?: { mode?: number; mtime?: Date; ownerLikeParent?: boolean; flush?: boolean }): Promise<'created' | 'exists'>;
   /** Replaces `path` atomically: unpredictable temp name, created exclusively, flushed, renamed. */
   putAtomic(path: string, data: string | Uint8Array, mode: number): Promise<void>;
   /** Renames; 'missing' when `from` is not there. `marker`: `from` may be a symlink (a lock), moved as itself. */
@@ -178,7 +181,7 @@ export function storageDoor(fs: StorageFs, root: string): StorageDoor {
     }
   };
 
-  const writeNew = (path: string, data: string | Uint8Array, mode: number, mtime?: Date, owner?: FileStats): 'created' | 'exists' => {
+  const writeNew = (path: string, data: string | Uint8Array, mode: number, mtime?: Date, owner?: FileStats, flush = true): 'created' | 'exists' => {
     let fd: number;
     try {
       fd = raw.open(path, O_CREATE_NEW, mode);
@@ -194,7 +197,7 @@ export function storageDoor(fs: StorageFs, root: string): StorageDoor {
         if (st.uid !== owner.uid || st.gid !== owner.gid) raw.fchown(fd, owner.uid, owner.gid);
       }
       if (mtime !== undefined) raw.futimes(fd, mtime, mtime);
-      raw.fsync(fd);
+      if (flush) raw.fsync(fd);
     } catch (err) {
       try {
         raw.close(fd);
@@ -259,7 +262,7 @@ export function storageDoor(fs: StorageFs, root: string): StorageDoor {
     if (w.stat !== undefined) return 'exists';
     if (w.missing.length !== 1) throw ioError(`create ${path}`, new Error(`${w.parent}/${w.missing[0] ?? ''} does not exist`));
     // Owned like the directory it goes in (restore as root into a registry run by another user).
-    return writeNew(path, data, opts.mode ?? 0o644, opts.mtime, opts.ownerLikeParent === true ? w.parentStat : undefined);
+    return writeNew(path, data, opts.mode ?? 0o644, opts.mtime, opts.ownerLikeParent === true ? w.parentStat : undefined, opts.flush ?? true);
   };
 
   const putAtomic: StorageDoor['putAtomic'] = async (path, data, mode) => {

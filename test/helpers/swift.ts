@@ -130,7 +130,7 @@ function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-function serverConf(kind: 'account' | 'container' | 'object', port: number, dir: string): string {
+function serverConf(kind: 'account' | 'container' | 'object', port: number, dir: string, workers: number): string {
   return [
     '[DEFAULT]',
     'bind_ip = 127.0.0.1',
@@ -138,7 +138,7 @@ function serverConf(kind: 'account' | 'container' | 'object', port: number, dir:
     `swift_dir = ${dir}`,
     `devices = ${join(dir, 'devices')}`,
     'mount_check = false',
-    'workers = 1',
+    `workers = ${workers}`,
     'user = root',
     'log_level = WARNING',
     '',
@@ -158,13 +158,13 @@ function serverConf(kind: 'account' | 'container' | 'object', port: number, dir:
 
 const PROXY_FILTERS = ['catch_errors', 'gatekeeper', 'healthcheck', 'proxy-logging', 'cache', 'listing_formats', 'bulk', 's3api', 'tempauth', 'copy', 'slo', 'dlo'];
 
-function proxyConf(port: number, dir: string, memcachedPort: number): string {
+function proxyConf(port: number, dir: string, memcachedPort: number, workers: number): string {
   const lines = [
     '[DEFAULT]',
     'bind_ip = 127.0.0.1',
     `bind_port = ${port}`,
     `swift_dir = ${dir}`,
-    'workers = 1',
+    `workers = ${workers}`,
     'user = root',
     'log_level = WARNING',
     '',
@@ -192,7 +192,9 @@ function proxyConf(port: number, dir: string, memcachedPort: number): string {
  * a fresh temp dir (rings, one device). Throws, naming what is missing, if
  * Swift is not installed or does not come up.
  */
-export async function startSwift(): Promise<RunningSwift> {
+export async function startSwift(options: { workers?: number } = {}): Promise<RunningSwift> {
+  // One process per server unless asked (the tests); Swift's own default, `auto`, is one per core.
+  const workers = options.workers ?? 1;
   const problem = await swiftProblem();
   if (problem !== undefined) throw new Error(`cannot start OpenStack Swift: ${problem}`);
   const dir = await mkdtemp(join(tmpdir(), 'regprune-swift-'));
@@ -290,11 +292,11 @@ export async function startSwift(): Promise<RunningSwift> {
     if (rings.exitCode !== 0) throw new Error(`building the rings failed (exit ${rings.exitCode}):\n${rings.stdout}\n${rings.stderr}`);
     for (const kind of ['account', 'container', 'object'] as const) {
       const conf = join(dir, `${kind}-server.conf`);
-      await writeFile(conf, serverConf(kind, ringPorts[kind], dir));
+      await writeFile(conf, serverConf(kind, ringPorts[kind], dir, workers));
       launch(kind, `swift-${kind}-server`, [conf, '-v']);
     }
     const proxy = join(dir, 'proxy-server.conf');
-    await writeFile(proxy, proxyConf(proxyPort, dir, memcachedPort));
+    await writeFile(proxy, proxyConf(proxyPort, dir, memcachedPort, workers));
     launch('proxy', 'swift-proxy-server', [proxy, '-v']);
 
     const endpoint = `http://127.0.0.1:${proxyPort}`;

@@ -1,6 +1,10 @@
 import { createHash } from 'node:crypto';
+import * as nodeFs from 'node:fs';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { RAW } from '../../src/storage/fs.js';
+import { RAW, storageFs } from '../../src/storage/fs.js';
 import type { ObjectStore, RequestKind, S3ObjectInfo } from '../../src/storage/s3/client.js';
 import { acquireS3Lock } from '../../src/storage/s3/lock.js';
 import { openS3View } from '../../src/storage/s3/view.js';
@@ -94,6 +98,32 @@ describe('the bucket as a read-only tree (S3 view)', () => {
     expect(await view.fs.readText(`${repoDir}/revisions/sha256/${HEX_B}/link`)).toBe(`sha256:${HEX_A}`);
     expect(store.requests.get).toBe(gets + 1);
     expect(view.stats()).toMatchObject({ linksProven: 2, linksRead: 1 });
+  });
+
+  it('keeps manifest bytes in the local cache; a cache file cut short is fetched again and replaced', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'regprune-view-cache-'));
+    try {
+      const bytes = Buffer.from('{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","layers":[]}');
+      const hex = createHash('sha256').update(bytes).digest('hex');
+      await store.put(`${V2}/blobs/sha256/${hex.slice(0, 2)}/${hex}/data`, bytes);
+      const manifestCache = { fs: storageFs(nodeFs), dir: join(dir, 'cache') };
+      const path = `/reg/docker/registry/v2/blobs/sha256/${hex.slice(0, 2)}/${hex}/data`;
+      const cacheFile = join(dir, 'cache', 'sha256', hex.slice(0, 2), hex);
+      const read = async () => {
+        const view = await openS3View(store, 'reg/', { manifestCache });
+        expect(Buffer.from(await view.fs.readFile(path)).equals(bytes)).toBe(true);
+        return view.stats();
+      };
+      expect(await read()).toMatchObject({ manifestsFetched: 1, manifestsCached: 0 });
+      expect(await read()).toMatchObject({ manifestsFetched: 0, manifestsCached: 1 });
+      // A run killed while writing it (the cache is not fsynced): the bytes no longer hash to the digest.
+      await writeFile(cacheFile, bytes.subarray(0, 10));
+      expect(await read()).toMatchObject({ manifestsFetched: 1, manifestsCached: 0 });
+      expect((await readFile(cacheFile)).equals(bytes)).toBe(true);
+      expect(await read()).toMatchObject({ manifestsFetched: 0, manifestsCached: 1 });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('refuses every change: the view is read-only', async () => {

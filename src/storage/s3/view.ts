@@ -383,7 +383,12 @@ export async function openS3View(store: ObjectStore, rootPrefix: string, options
     await cacheReady;
     const path = cachePath(hex);
     await cacheDoor.ensureDir(posix.dirname(path), { mode: 0o700 });
-    await cacheDoor.createFile(path, bytes, { mode: 0o600 });
+    // No fsync: a cache file cut short by a crash fails the digest check on its next read and is fetched again.
+    // Called after a miss: a file already there failed its digest check (cut short); replace it.
+    if ((await cacheDoor.createFile(path, bytes, { mode: 0o600, flush: false })) === 'exists') {
+      await cacheDoor.delete(path);
+      await cacheDoor.createFile(path, bytes, { mode: 0o600, flush: false });
+    }
   };
 
   /** A manifest blob's bytes: checked against its digest wherever they come from. */
