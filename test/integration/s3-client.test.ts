@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { afterAll, describe, expect, test } from 'vitest';
+import { afterAll, describe, expect, test, vi } from 'vitest';
 import { parseRegistryConfig, type S3StorageConfig } from '../../src/config/registry-config.js';
 import { openS3, type ObjectStore, type S3ObjectInfo } from '../../src/storage/s3/client.js';
 import { setupSuite } from '../helpers/suite.js';
@@ -32,6 +32,19 @@ describe('S3 client on Swift', () => {
   test('put gives the md5 ETag; the puts are counted', () => {
     expect(store.stats().requests.put).toBe(keys.length + 1);
     expect(store.stats().retries).toBe(0);
+  });
+
+  test('an empty body is put with its length: the SDK has nothing to warn about on stderr', async () => {
+    const warn = vi.spyOn(console, 'warn');
+    try {
+      const { etag } = await store.put('q/empty', '');
+      expect(etag).toBe(md5(''));
+      expect((await store.head('q/empty'))?.size).toBe(0);
+      expect(warn).not.toHaveBeenCalled();
+    } finally {
+      warn.mockRestore();
+      await store.delete('q/empty');
+    }
   });
 
   test('list pages a prefix at 1000 keys with continuation, in key order, with ETags = md5 of content', async () => {

@@ -263,7 +263,7 @@ export async function openS3(config: S3StorageConfig, options: OpenS3Options = {
       }
     },
     async put(key, body) {
-      const r = await send('put', `writing s3://${bucket}/${key}`, () => client.send(new sdk.PutObjectCommand({ Bucket: bucket, Key: key, Body: body })));
+      const r = await send('put', `writing s3://${bucket}/${key}`, () => client.send(new sdk.PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentLength: typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength })));
       return { etag: unquote(r.ETag) };
     },
     async delete(key) {
