@@ -10,9 +10,9 @@ import { clearJournal, writeJournal } from '../storage/journal.js';
 import { readLink } from '../storage/links.js';
 import type { Layout } from '../storage/paths.js';
 import { readRepositoryTags } from '../storage/walk.js';
-import { limiter, mapLimit } from '../util/limit.js';
+import { limiter } from '../util/limit.js';
 import type { ApplyReport, ManifestOutcome, Plan, PlannedManifest, PlannedTag, TagOutcome } from './plan.js';
-import { ApplyControl } from './control.js';
+import { ApplyControl, applyByRepository } from './control.js';
 
 export interface ApplyInput {
   readonly fs: StorageFs;
@@ -109,17 +109,6 @@ export async function finishTrash(fs: StorageFs, lay: Layout): Promise<number> {
   }
   for (const e of entries) await door.delete(posix.join(lay.trashDir, e.name));
   return entries.length;
-}
-
-function groupBy<T>(items: readonly T[], key: (item: T) => string): Map<string, T[]> {
-  const out = new Map<string, T[]>();
-  for (const item of items) {
-    const k = key(item);
-    const list = out.get(k);
-    if (list === undefined) out.set(k, [item]);
-    else list.push(item);
-  }
-  return out;
 }
 
 /** The registry rewrites current/link on every push, even of the same digest: a newer mtime means a new push. */
@@ -307,30 +296,16 @@ export async function applyPlan(input: ApplyInput): Promise<ApplyReport> {
     return out;
   };
 
-  const tagsByRepo = groupBy(plan.tags, (t) => t.repository);
-  // Revision dirs without a link go the same way (plans from before version 1.1 have none);
-  // one whose link has appeared since is a manifest being pushed.
+  // Revision dirs without a link go with the planned manifests (plans from before version 1.1
+  // have none); one whose link has appeared since is a manifest being pushed.
   const leftovers = new Set((plan.leftovers ?? []).map((l) => `${l.repository}@${l.digest}`));
-  const manifestsByRepo = groupBy([...plan.manifests, ...(plan.leftovers ?? [])], (m) => m.repository);
-  const repoNames = [...new Set([...tagsByRepo.keys(), ...manifestsByRepo.keys()])].sort();
-
-  const results = await mapLimit(repoNames, Math.max(1, Math.floor(concurrency / 4)), async (name) => {
-    const tags = (await mapLimit(tagsByRepo.get(name) ?? [], 4, removeTag)).filter((o): o is TagOutcome => o !== undefined);
-    const planned = manifestsByRepo.get(name) ?? [];
-    const manifests = planned.length === 0 ? [] : await removeManifests(name, planned);
-    return { tags, manifests };
-  });
+  const { tags, manifests } = await applyByRepository(plan, Math.floor(concurrency / 4), removeTag, removeManifests);
   // Every planned manifest was dealt with (removed, or re-checked and kept),
   // except failures: those stay pending for the next run.
   // Stopped: the journal written at the start still lists every planned manifest, for the next run.
   if (run.halt !== undefined) throw run.halt;
-  const manifests = results.flatMap((r) => r.manifests);
   const failed = manifests.filter((m) => m.result === 'failed');
   if (failed.length > 0) await writeJournal(fs, lay, failed, input.runId);
   else await clearJournal(fs, lay);
-  return {
-    tags: results.flatMap((r) => r.tags),
-    manifests,
-    trashFinished,
-  };
+  return { tags, manifests, trashFinished };
 }

@@ -1,5 +1,6 @@
 import { RegpruneError } from '../model/errors.js';
-import type { ManifestOutcome, PlannedManifest, PlannedTag, TagOutcome } from './plan.js';
+import { mapLimit } from '../util/limit.js';
+import type { ManifestOutcome, Plan, PlannedManifest, PlannedTag, TagOutcome } from './plan.js';
 
 const message = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 
@@ -59,4 +60,38 @@ export class ApplyControl {
     this.hooks.onOutcome?.(o);
     return o;
   };
+}
+
+function groupByRepository<T extends { readonly repository: string }>(items: readonly T[]): Map<string, T[]> {
+  const out = new Map<string, T[]>();
+  for (const item of items) {
+    const list = out.get(item.repository);
+    if (list === undefined) out.set(item.repository, [item]);
+    else list.push(item);
+  }
+  return out;
+}
+
+/**
+ * The order every driver's apply keeps: repository by repository (`repositories` at a
+ * time, in name order), a repository's tags first (four at a time), then its planned
+ * manifests and leftover revision dirs together, which are re-checked against what the
+ * repository holds after its tags went. `removeTag` returns nothing for a tag it skipped.
+ */
+export async function applyByRepository(
+  plan: Pick<Plan, 'tags' | 'manifests'> & { readonly leftovers?: Plan['leftovers'] },
+  repositories: number,
+  removeTag: (t: PlannedTag) => Promise<TagOutcome | undefined>,
+  removeManifests: (repository: string, planned: readonly PlannedManifest[]) => Promise<ManifestOutcome[]>,
+): Promise<{ tags: TagOutcome[]; manifests: ManifestOutcome[] }> {
+  const tagsByRepo = groupByRepository(plan.tags);
+  const manifestsByRepo = groupByRepository([...plan.manifests, ...(plan.leftovers ?? [])]);
+  const names = [...new Set([...tagsByRepo.keys(), ...manifestsByRepo.keys()])].sort();
+  const results = await mapLimit(names, Math.max(1, repositories), async (name) => {
+    const tags = (await mapLimit(tagsByRepo.get(name) ?? [], 4, removeTag)).filter((o): o is TagOutcome => o !== undefined);
+    const planned = manifestsByRepo.get(name) ?? [];
+    const manifests = planned.length === 0 ? [] : await removeManifests(name, planned);
+    return { tags, manifests };
+  });
+  return { tags: results.flatMap((r) => r.tags), manifests: results.flatMap((r) => r.manifests) };
 }

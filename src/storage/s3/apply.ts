@@ -4,9 +4,9 @@ import { RegpruneError } from '../../model/errors.js';
 import type { Digest, RepositoryName, TagName } from '../../model/names.js';
 import { isDigest, isRepositoryName, isTagName, parseDigest, parseRepositoryName, parseTagName } from '../../model/names.js';
 import type { ApplyInput } from '../../plan/apply.js';
-import { ApplyControl } from '../../plan/control.js';
+import { ApplyControl, applyByRepository } from '../../plan/control.js';
 import type { ApplyReport, ManifestOutcome, PlannedManifest, PlannedTag, TagOutcome } from '../../plan/plan.js';
-import { limiter, mapLimit } from '../../util/limit.js';
+import { limiter } from '../../util/limit.js';
 import type { StorageDriver } from '../driver.js';
 import { linkProblem } from '../links.js';
 import { CURRENT, LINK } from '../paths.js';
@@ -343,31 +343,13 @@ export async function applyPlanS3(input: ApplyS3Input): Promise<ApplyReport> {
     return out;
   };
 
-  const groupBy = <T extends { repository: string }>(items: readonly T[]) => {
-    const m = new Map<string, T[]>();
-    for (const x of items) {
-      const l = m.get(x.repository);
-      if (l === undefined) m.set(x.repository, [x]);
-      else l.push(x);
-    }
-    return m;
-  };
-  const tagsByRepo = groupBy(plan.tags);
-  const manifestsByRepo = groupBy([...plan.manifests, ...(plan.leftovers ?? [])]);
-  const repoNames = [...new Set([...tagsByRepo.keys(), ...manifestsByRepo.keys()])].sort();
-  const results = await mapLimit(repoNames, Math.max(1, Math.floor(concurrency / 4)), async (name) => {
-    const tags = (await mapLimit(tagsByRepo.get(name) ?? [], 4, removeTag)).filter((o): o is TagOutcome => o !== undefined);
-    const planned = manifestsByRepo.get(name) ?? [];
-    const manifests = planned.length === 0 ? [] : await removeManifests(name, planned);
-    return { tags, manifests };
-  });
+  const { tags, manifests } = await applyByRepository(plan, Math.floor(concurrency / 4), removeTag, removeManifests);
   // Stopped: the journal object still lists every planned entry, for the next run.
   if (run.halt !== undefined) throw run.halt;
-  const manifests = results.flatMap((r) => r.manifests);
   const failed = manifests.filter((m) => m.result === 'failed');
   if (failed.length > 0) await writeJournal([], failed);
   else await store.delete(journalKey);
-  return { tags: results.flatMap((r) => r.tags), manifests, trashFinished: input.finished ?? 0 };
+  return { tags, manifests, trashFinished: input.finished ?? 0 };
 }
 
 /**
