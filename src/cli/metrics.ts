@@ -1,4 +1,4 @@
-import { basename, dirname, isAbsolute, resolve } from 'node:path';
+import { dirname, isAbsolute, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { formatMetrics, previousSuccess } from '../metrics/prometheus.js';
 import { RegpruneError, UsageError } from '../model/errors.js';

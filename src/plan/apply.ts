@@ -2,8 +2,7 @@ import { posix } from 'node:path';
 import { ManifestCache, repoView } from '../graph/load.js';
 import { keptClosure } from '../graph/reach.js';
 import { RegpruneError, errnoCode } from '../model/errors.js';
-import type { Digest, RepositoryName, TagName } from '../model/names.js';
-import { parseDigest, parseRepositoryName, parseTagName } from '../model/names.js';
+import type { Digest, RepositoryName } from '../model/names.js';
 import { storageDoor, type StorageDoor } from '../storage/door.js';
 import type { StorageFs } from '../storage/fs.js';
 import { clearJournal, writeJournal } from '../storage/journal.js';
@@ -12,7 +11,7 @@ import type { Layout } from '../storage/paths.js';
 import { readRepositoryTags } from '../storage/walk.js';
 import { limiter } from '../util/limit.js';
 import type { ApplyReport, ManifestOutcome, Plan, PlannedManifest, PlannedTag, TagOutcome } from './plan.js';
-import { ApplyControl, applyByRepository } from './control.js';
+import { ApplyControl, applyByRepository, type TagNames } from './control.js';
 
 export interface ApplyInput {
   readonly fs: StorageFs;
@@ -135,15 +134,7 @@ export async function applyPlan(input: ApplyInput): Promise<ApplyReport> {
   if (plan.manifests.length > 0) await writeJournal(fs, lay, plan.manifests, input.runId);
   const cache = input.cache ?? new ManifestCache(fs, lay, limiter(concurrency));
 
-  const removeTag = async (t: PlannedTag): Promise<TagOutcome | undefined> => {
-    let repo: RepositoryName, tag: TagName, digest: Digest;
-    try {
-      repo = parseRepositoryName(t.repository);
-      tag = parseTagName(t.tag);
-      digest = parseDigest(t.digest);
-    } catch (err) {
-      return emitTag(t, 'failed', `invalid plan entry: ${message(err)}`);
-    }
+  const removeTag = async (t: PlannedTag, { repo, tag, digest }: TagNames): Promise<TagOutcome | undefined> => {
     const dir = lay.tag(repo, tag);
     if (stopping()) return undefined;
     try {
@@ -209,15 +200,7 @@ export async function applyPlan(input: ApplyInput): Promise<ApplyReport> {
     }
   };
 
-  const removeManifests = async (repoName: string, list: readonly PlannedManifest[]): Promise<ManifestOutcome[]> => {
-    let repo: RepositoryName;
-    let digests: Digest[];
-    try {
-      repo = parseRepositoryName(repoName);
-      digests = list.map((m) => parseDigest(m.digest));
-    } catch (err) {
-      return list.map((m) => emitManifest(m, 'failed', `invalid plan entry: ${message(err)}`));
-    }
+  const removeManifests = async (repo: RepositoryName, list: readonly PlannedManifest[], digests: readonly Digest[]): Promise<ManifestOutcome[]> => {
     const revisions = new Set<Digest>();
     try {
       for (const e of await fs.readdir(lay.revisions(repo), { withFileTypes: true })) {
@@ -299,7 +282,7 @@ export async function applyPlan(input: ApplyInput): Promise<ApplyReport> {
   // Revision dirs without a link go with the planned manifests (plans from before version 1.1
   // have none); one whose link has appeared since is a manifest being pushed.
   const leftovers = new Set((plan.leftovers ?? []).map((l) => `${l.repository}@${l.digest}`));
-  const { tags, manifests } = await applyByRepository(plan, Math.floor(concurrency / 4), removeTag, removeManifests);
+  const { tags, manifests } = await applyByRepository(run, plan, Math.floor(concurrency / 4), removeTag, removeManifests);
   // Every planned manifest was dealt with (removed, or re-checked and kept),
   // except failures: those stay pending for the next run.
   // Stopped: the journal written at the start still lists every planned manifest, for the next run.

@@ -1,4 +1,5 @@
 import { RegpruneError } from '../model/errors.js';
+import { parseDigest, parseRepositoryName, parseTagName, type Digest, type RepositoryName, type TagName } from '../model/names.js';
 import { mapLimit } from '../util/limit.js';
 import type { ManifestOutcome, Plan, PlannedManifest, PlannedTag, TagOutcome } from './plan.js';
 
@@ -72,25 +73,55 @@ function groupByRepository<T extends { readonly repository: string }>(items: rea
   return out;
 }
 
+/** A planned tag's names, parsed (a plan file is input). */
+export interface TagNames {
+  readonly repo: RepositoryName;
+  readonly tag: TagName;
+  readonly digest: Digest;
+}
+
 /**
  * The order every driver's apply keeps: repository by repository (`repositories` at a
  * time, in name order), a repository's tags first (four at a time), then its planned
  * manifests and leftover revision dirs together, which are re-checked against what the
- * repository holds after its tags went. `removeTag` returns nothing for a tag it skipped.
+ * repository holds after its tags went. Names are parsed here (a plan file is input): an
+ * entry that does not parse fails without reaching the driver. `removeTag` returns
+ * nothing for a tag it skipped.
  */
 export async function applyByRepository(
+  run: ApplyControl,
   plan: Pick<Plan, 'tags' | 'manifests'> & { readonly leftovers?: Plan['leftovers'] },
   repositories: number,
-  removeTag: (t: PlannedTag) => Promise<TagOutcome | undefined>,
-  removeManifests: (repository: string, planned: readonly PlannedManifest[]) => Promise<ManifestOutcome[]>,
+  removeTag: (t: PlannedTag, names: TagNames) => Promise<TagOutcome | undefined>,
+  removeManifests: (repo: RepositoryName, planned: readonly PlannedManifest[], digests: readonly Digest[]) => Promise<ManifestOutcome[]>,
 ): Promise<{ tags: TagOutcome[]; manifests: ManifestOutcome[] }> {
   const tagsByRepo = groupByRepository(plan.tags);
   const manifestsByRepo = groupByRepository([...plan.manifests, ...(plan.leftovers ?? [])]);
   const names = [...new Set([...tagsByRepo.keys(), ...manifestsByRepo.keys()])].sort();
+  const tagOf = async (t: PlannedTag): Promise<TagOutcome | undefined> => {
+    let names: TagNames;
+    try {
+      names = { repo: parseRepositoryName(t.repository), tag: parseTagName(t.tag), digest: parseDigest(t.digest) };
+    } catch (err) {
+      return run.emitTag(t, 'failed', `invalid plan entry: ${message(err)}`);
+    }
+    return removeTag(t, names);
+  };
+  const manifestsOf = async (name: string, planned: readonly PlannedManifest[]): Promise<ManifestOutcome[]> => {
+    let repo: RepositoryName;
+    let digests: Digest[];
+    try {
+      repo = parseRepositoryName(name);
+      digests = planned.map((m) => parseDigest(m.digest));
+    } catch (err) {
+      return planned.map((m) => run.emitManifest(m, 'failed', `invalid plan entry: ${message(err)}`));
+    }
+    return removeManifests(repo, planned, digests);
+  };
   const results = await mapLimit(names, Math.max(1, repositories), async (name) => {
-    const tags = (await mapLimit(tagsByRepo.get(name) ?? [], 4, removeTag)).filter((o): o is TagOutcome => o !== undefined);
+    const tags = (await mapLimit(tagsByRepo.get(name) ?? [], 4, tagOf)).filter((o): o is TagOutcome => o !== undefined);
     const planned = manifestsByRepo.get(name) ?? [];
-    const manifests = planned.length === 0 ? [] : await removeManifests(name, planned);
+    const manifests = planned.length === 0 ? [] : await manifestsOf(name, planned);
     return { tags, manifests };
   });
   return { tags: results.flatMap((r) => r.tags), manifests: results.flatMap((r) => r.manifests) };

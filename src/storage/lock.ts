@@ -35,10 +35,6 @@ export interface HeldLock {
   release(): Promise<void>;
 }
 
-function format(owner: LockOwner): string {
-  return `${JSON.stringify({ pid: owner.pid, startedAt: owner.startedAt, hostname: owner.hostname })}\n`;
-}
-
 /** Reads a lock file's owner; undefined when the text is not a lock (e.g. caught half-written). */
 export function parseLock(text: string): LockOwner | undefined {
   try {

@@ -1,7 +1,7 @@
 import { mkdir, mkdtemp, readFile, readdir, readlink, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeEach, describe, expect, test } from 'vitest';
+import { afterAll, afterEach, describe, expect, test } from 'vitest';
 import { execa } from 'execa';
 import { parseRepositoryName } from '../../src/model/names.js';
 import { layout } from '../../src/storage/paths.js';

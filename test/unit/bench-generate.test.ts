@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { generateTree, repositorySpec, type GenerateStats } from '../../bench/generate.js';
 import { MEDIA } from '../../bench/content.js';
-import type { Digest, RepositoryName, TagName } from '../../src/model/names.js';
+import type { Digest, TagName } from '../../src/model/names.js';
 import { isDigest } from '../../src/model/names.js';
 import { layout, type Layout } from '../../src/storage/paths.js';
 

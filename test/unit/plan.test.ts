@@ -1,7 +1,7 @@
 import { posix } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseDuration, parseInstant } from '../../src/model/duration.js';
-import type { Digest, RepositoryName, TagName } from '../../src/model/names.js';
+import type { RepositoryName, TagName } from '../../src/model/names.js';
 import { parseTagRef } from '../../src/model/names.js';
 import { parseRepoGlob, parseTagPattern } from '../../src/model/pattern.js';
 import { applyPlan } from '../../src/plan/apply.js';

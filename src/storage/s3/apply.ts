@@ -1,10 +1,9 @@
 import { ManifestCache, repoView } from '../../graph/load.js';
 import { keptClosure } from '../../graph/reach.js';
-import { RegpruneError } from '../../model/errors.js';
 import type { Digest, RepositoryName, TagName } from '../../model/names.js';
-import { isDigest, isRepositoryName, isTagName, parseDigest, parseRepositoryName, parseTagName } from '../../model/names.js';
+import { isDigest, isRepositoryName, isTagName } from '../../model/names.js';
 import type { ApplyInput } from '../../plan/apply.js';
-import { ApplyControl, applyByRepository } from '../../plan/control.js';
+import { ApplyControl, applyByRepository, type TagNames } from '../../plan/control.js';
 import type { ApplyReport, ManifestOutcome, PlannedManifest, PlannedTag, TagOutcome } from '../../plan/plan.js';
 import { limiter } from '../../util/limit.js';
 import type { StorageDriver } from '../driver.js';
@@ -158,15 +157,7 @@ export async function applyPlanS3(input: ApplyS3Input): Promise<ApplyReport> {
   const cache = input.cache ?? new ManifestCache(driver.fs, lay, limiter(concurrency));
   const leftovers = new Set((plan.leftovers ?? []).map((l) => `${l.repository}@${l.digest}`));
 
-  const removeTag = async (t: PlannedTag): Promise<TagOutcome | undefined> => {
-    let repo: RepositoryName, tag: TagName, digest: Digest;
-    try {
-      repo = parseRepositoryName(t.repository);
-      tag = parseTagName(t.tag);
-      digest = parseDigest(t.digest);
-    } catch (err) {
-      return emitTag(t, 'failed', `invalid plan entry: ${message(err)}`);
-    }
+  const removeTag = async (t: PlannedTag, { repo, tag, digest }: TagNames): Promise<TagOutcome | undefined> => {
     if (stopping()) return undefined;
     const prefix = `${key(lay.tag(repo, tag))}/`;
     const currentKey = key(lay.tagCurrentLink(repo, tag));
@@ -242,15 +233,7 @@ export async function applyPlanS3(input: ApplyS3Input): Promise<ApplyReport> {
     return { reach: keptClosure(roots, repoView(cache, all)), revisions };
   };
 
-  const removeManifests = async (repoName: string, list: readonly PlannedManifest[]): Promise<ManifestOutcome[]> => {
-    let repo: RepositoryName;
-    let digests: Digest[];
-    try {
-      repo = parseRepositoryName(repoName);
-      digests = list.map((m) => parseDigest(m.digest));
-    } catch (err) {
-      return list.map((m) => emitManifest(m, 'failed', `invalid plan entry: ${message(err)}`));
-    }
+  const removeManifests = async (repo: RepositoryName, list: readonly PlannedManifest[], digests: readonly Digest[]): Promise<ManifestOutcome[]> => {
     if (stopping()) return [];
     const planned = new Set(digests);
     let before;
@@ -343,7 +326,7 @@ export async function applyPlanS3(input: ApplyS3Input): Promise<ApplyReport> {
     return out;
   };
 
-  const { tags, manifests } = await applyByRepository(plan, Math.floor(concurrency / 4), removeTag, removeManifests);
+  const { tags, manifests } = await applyByRepository(run, plan, Math.floor(concurrency / 4), removeTag, removeManifests);
   // Stopped: the journal object still lists every planned entry, for the next run.
   if (run.halt !== undefined) throw run.halt;
   const failed = manifests.filter((m) => m.result === 'failed');
