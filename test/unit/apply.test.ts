@@ -147,6 +147,27 @@ describe('applyPlan', () => {
     expect(outcomes).toEqual([...report.tags, ...report.manifests]);
   });
 
+  it('a plan entry whose names do not parse (a plan file is input): failed, and nothing of it is touched', async () => {
+    const { reg } = tree();
+    const p = await plan(reg, selector(['app:v1', 'solo:only']));
+    const bad: Plan = {
+      ...p,
+      tags: p.tags.map((t) => (t.repository === 'solo' ? { ...t, repository: 'solo/../app' } : t)),
+      manifests: p.manifests.map((m) => (m.repository === 'solo' ? { ...m, digest: 'sha256:../../x' } : m)),
+    };
+    const before = files(reg);
+    const report = await applyPlan({ fs: reg.fs, layout: reg.lay, plan: bad, runId: 'bad' });
+    const failedTags = report.tags.filter((t) => t.result === 'failed');
+    expect(failedTags.map((t) => [t.repository, t.detail?.startsWith('invalid plan entry: ')])).toEqual([['solo/../app', true]]);
+    const failedManifests = report.manifests.filter((m) => m.result === 'failed');
+    expect(failedManifests.length).toBeGreaterThan(0);
+    for (const m of failedManifests) expect([m.repository, m.detail?.startsWith('invalid plan entry: ')]).toEqual(['solo', true]);
+    // app:v1 went; solo is as it was.
+    const after = files(reg);
+    expect(after.filter((f) => f.includes('/repositories/solo/'))).toEqual(before.filter((f) => f.includes('/repositories/solo/')));
+    expect(report.tags.find((t) => t.tag === 'v1')?.result).toBe('removed');
+  });
+
   it('a tag already gone: missing', async () => {
     const { reg, v1 } = tree();
     const p = await plan(reg, selector(['app:v1']));
