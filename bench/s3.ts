@@ -39,6 +39,7 @@ import type { Digest, RepositoryName, TagName } from '../src/model/names.js';
 import { layout, linkContent } from '../src/storage/paths.js';
 import { openS3 } from '../src/storage/s3/client.js';
 import { findRegistryBinary } from '../test/helpers/registry.js';
+import { comparablePlan, type PlanJson } from '../test/helpers/plan-json.js';
 import { s3StorageYaml, startSwift } from '../test/helpers/swift.js';
 import { sha256Hex } from './content.js';
 import { generateTree } from './generate.js';
@@ -51,33 +52,6 @@ const BUCKET = 'bench';
 const ROOT_DIRECTORY = '/reg';
 const KEY_PREFIX = 'reg/';
 const DAY_MS = 86_400_000;
-
-interface PlanJson {
-  root: string;
-  tags: Array<{ repository: string; tag: string; digest: string; reason: string }>;
-  manifests: Array<{ repository: string; digest: string; reason: string }>;
-  reclaimableBytes: number;
-  reclaimableBlobs: number;
-  unreferencedBytes: number;
-  unreferencedBlobs: number;
-  exact: boolean;
-  leftovers: unknown;
-  missing: unknown;
-  blocked: unknown;
-  warnings: unknown;
-  stats: {
-    repositories: number;
-    tags: number;
-    manifests: number;
-    keys?: number;
-    linksProven?: number;
-    linksRead?: number;
-    manifestsFetched?: number;
-    manifestsCached?: number;
-    requests?: Record<string, number>;
-    retries?: number;
-  };
-}
 
 function say(line: string): void {
   process.stderr.write(`bench-s3: ${line}\n`);
@@ -98,26 +72,9 @@ function timed(cmd: string, args: readonly string[], env: NodeJS.ProcessEnv): { 
 /**
  * What must be equal between the plan on disk and on the bucket: everything
  * but push times, tag reasons (`older than 30d` vs `pushed before ...`),
- * the root and the request stats; paths in warnings and leftovers are made
- * relative to the root.
+ * the root and the request stats; paths are made relative to each root.
  */
-function comparable(p: PlanJson) {
-  const rel = (v: unknown) => JSON.parse(JSON.stringify(v).replaceAll(`${p.root}/`, 'ROOT/')) as unknown;
-  return {
-    tags: p.tags.map((t) => `${t.repository}:${t.tag}@${t.digest}`),
-    manifests: p.manifests,
-    reclaimableBytes: p.reclaimableBytes,
-    reclaimableBlobs: p.reclaimableBlobs,
-    unreferencedBytes: p.unreferencedBytes,
-    unreferencedBlobs: p.unreferencedBlobs,
-    exact: p.exact,
-    leftovers: rel(p.leftovers),
-    missing: p.missing,
-    blocked: rel(p.blocked),
-    warnings: rel(p.warnings),
-    counts: { repositories: p.stats.repositories, tags: p.stats.tags, manifests: p.stats.manifests },
-  };
-}
+const comparable = (p: PlanJson) => comparablePlan(p, { reason: () => undefined, relativePaths: true });
 
 function samePlan(what: string, got: PlanJson, want: PlanJson): void {
   const a = comparable(got);

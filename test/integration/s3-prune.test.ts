@@ -6,6 +6,7 @@ import { afterAll, afterEach, describe, expect, test } from 'vitest';
 import { REGPRUNE_BIN, runRegprune } from '../helpers/cli.js';
 import { expectManifestStatus, pullAndVerify, pushImage, runGarbageCollect, startRegistry, type RunningRegistry } from '../helpers/registry.js';
 import { pushSample, type Sample } from '../helpers/sample.js';
+import { comparablePlan, type PlanJson } from '../helpers/plan-json.js';
 import { setupSuite } from '../helpers/suite.js';
 import { s3StorageYaml, startS3Registry, startSwift, type RunningSwift, type SwiftObject } from '../helpers/swift.js';
 import { parseRegistryConfig, type S3StorageConfig } from '../../src/config/registry-config.js';
@@ -18,42 +19,6 @@ import { openS3 } from '../../src/storage/s3/client.js';
 
 const BUCKET = 'pruning';
 const SEED = ['i1:T12', 'i2:T22', 'i5:T52'];
-
-interface PlanJson {
-  root: string;
-  dryRun: boolean;
-  tags: Array<{ repository: string; tag: string; digest: string; pushedAt: string; reason: string }>;
-  manifests: Array<{ repository: string; digest: string; reason: string }>;
-  reclaimableBytes: number;
-  reclaimableBlobs: number;
-  unreferencedBytes: number;
-  unreferencedBlobs: number;
-  exact: boolean;
-  leftovers: unknown[];
-  missing: string[];
-  blocked: unknown[];
-  stats: { repositories: number; tags: number; manifests: number; keys?: number; requests?: Record<string, number>; linksRead?: number; linksProven?: number; manifestsFetched?: number; manifestsCached?: number };
-  warnings: unknown[];
-  results?: { tags: Record<string, number>; manifests: Record<string, number> };
-}
-
-/** What must be equal between the two backends: everything but push times and the root. */
-function comparable(p: PlanJson) {
-  return {
-    tags: p.tags.map((t) => ({ repository: t.repository, tag: t.tag, digest: t.digest, reason: t.reason })),
-    manifests: p.manifests,
-    reclaimableBytes: p.reclaimableBytes,
-    reclaimableBlobs: p.reclaimableBlobs,
-    unreferencedBytes: p.unreferencedBytes,
-    unreferencedBlobs: p.unreferencedBlobs,
-    exact: p.exact,
-    leftovers: p.leftovers,
-    missing: p.missing,
-    blocked: p.blocked,
-    counts: { repositories: p.stats.repositories, tags: p.stats.tags, manifests: p.stats.manifests },
-    warnings: p.warnings,
-  };
-}
 
 const listingOf = (objects: readonly SwiftObject[]) => objects.map((o) => `${o.name} ${o.bytes} ${o.hash} ${o.last_modified}`);
 
@@ -97,7 +62,7 @@ describe('prune --config on S3 (Swift), against the same sample on a filesystem'
     const b = JSON.parse(onS3.stdout) as PlanJson;
     expect(b.tags.map((t) => `${t.repository}:${t.tag}`).sort()).toEqual(SEED);
     expect(b.reclaimableBytes).toBeGreaterThan(0);
-    expect(comparable(b)).toEqual(comparable(a));
+    expect(comparablePlan(b)).toEqual(comparablePlan(a));
     expect(b.root).toBe(`s3://${BUCKET}/reg`);
     // Listing first: no link read, no write; manifests fetched once each on the first run.
     // Lists: pages of 1000 keys of docker/registry/v2/, and one of regprune's (empty) .regprune/.
@@ -113,7 +78,7 @@ describe('prune --config on S3 (Swift), against the same sample on a filesystem'
     // A second run reads every manifest from the local cache: list requests only.
     const again = await runRegprune(['prune', ...SEED, '--config', s3reg.configPath, '--dry-run', '--json'], { env: env() });
     const c = JSON.parse(again.stdout) as PlanJson;
-    expect(comparable(c)).toEqual(comparable(b));
+    expect(comparablePlan(c)).toEqual(comparablePlan(b));
     expect(c.stats.requests).toEqual({ list: st.requests?.['list'], get: 0, head: 0, put: 0, delete: 0 });
     expect(c.stats.manifestsCached).toBe(st.manifestsFetched);
     expect(listingOf(await swift.listObjects(BUCKET))).toEqual(before);
@@ -145,7 +110,7 @@ describe('prune --config on S3 (Swift), against the same sample on a filesystem'
     const b = JSON.parse(onS3.stdout) as PlanJson;
     expect(b.tags.map((t) => `${t.repository}:${t.tag}`).sort()).toEqual(['i1:T11', 'i1:T12', 'team/app/api:main-7', 'team/app:main-41', 'team/app:main-42', 'team/app:pr-17']);
     expect(b.manifests.some((m) => m.reason.includes('untagged'))).toBe(true);
-    expect(comparable(b)).toEqual(comparable(a));
+    expect(comparablePlan(b)).toEqual(comparablePlan(a));
   });
 
   test('the seed applied on the bucket: exactly those tags go; garbage-collect frees the predicted bytes; everything kept pulls after a restart', async () => {
