@@ -432,7 +432,8 @@ export function parsePlainJson(input: Uint8Array, known: ReadonlyMap<string, str
   const bytes = (Buffer.isBuffer(input) ? input : Buffer.from(input.buffer, input.byteOffset, input.byteLength)) as Latin1;
   if (!isAscii(bytes) || bytes.indexOf(0x5c) !== -1) return undefined;
   const n = bytes.length;
-  const objects: Array<Set<string>> = [];
+  // The known keys seen in each open object, made when the first is met (most objects have none or few).
+  const objects: Array<string[] | undefined> = [];
   let depth = 0;
   // Between strings: braces open and close objects; numbers must be plain integers.
   const structure = (from: number, to: number): boolean => {
@@ -451,7 +452,7 @@ export function parsePlainJson(input: Uint8Array, known: ReadonlyMap<string, str
       digits = 0;
       if (c === 0x2e) return false;
       if (c === 0x7b) {
-        objects.push(new Set());
+        objects.push(undefined);
         if (++depth > 1000) return false;
       } else if (c === 0x5b) {
         // Deep nesting: Go's depth limit and the stack are the exact path's business.
@@ -478,9 +479,11 @@ export function parsePlainJson(input: Uint8Array, known: ReadonlyMap<string, str
     const key = bytes.latin1Slice(open + 1, close);
     const exact = known.get(key.toLowerCase());
     if (exact === undefined) continue;
+    if (exact !== key || objects.length === 0) return undefined;
     const members = objects[objects.length - 1];
-    if (exact !== key || members === undefined || members.has(key)) return undefined;
-    members.add(key);
+    if (members === undefined) objects[objects.length - 1] = [key];
+    else if (members.includes(key)) return undefined;
+    else members.push(key);
   }
   const text = bytes.latin1Slice(0, n);
   try {

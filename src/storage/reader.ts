@@ -267,8 +267,8 @@ function rebuild(op: Op, value: unknown): unknown {
           const start = offsets[2 * i] as number;
           d = bytes.subarray(start, start + (offsets[2 * i + 1] as number));
         }
-        const error = errors.get(i);
-        out.push({ stats: new StatsAt(st, 8 * i), ...(d === undefined ? {} : { data: d }), ...(error === undefined ? {} : { error }) });
+        // Absent and undefined are the same to readers of a PlainRead; one object shape, no spreads.
+        out.push({ stats: new StatsAt(st, 8 * i), data: d, error: errors.get(i) });
       }
       for (let j = 0; j < thrown.length; j += 2) out[thrown[j] as number] = errorOf(thrown[j + 1] as Failure);
       return out;
