@@ -38,7 +38,7 @@ const p = (name: string) => join(tree, name);
 /** Each kind of entry, by name under the tree. */
 const NAMES = ['link', 'empty', 'big', 'dir', 'in-link', 'out-link', 'dangling', 'fifo', 'socket', 'missing', 'link/under'] as const;
 /**
- * Whether the first read of the FIFO (through the thread) waited for a writer. It is released then
+ * Whether the first read of the FIFO (through the thread) waited 10 s for a writer. It is released then
  * (the first test fails), and the FIFO is left out of the others: on the main thread the same read
  * would wait forever, where no test timeout can end it.
  */
@@ -51,7 +51,7 @@ async function blocksOn(fifo: string): Promise<boolean> {
     () => false,
   );
   let timer: NodeJS.Timeout | undefined;
-  const blocked = await Promise.race([read, new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), 5_000)))]);
+  const blocked = await Promise.race([read, new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), 10_000)))]);
   clearTimeout(timer);
   if (blocked) {
     // A reader waits in open(): a writer's open returns at once, and lets it go on.
@@ -136,7 +136,7 @@ const readPlain = (fs: StorageFs, path: string, options: ReadPlainOptions) =>
 
 describe('storageFs(node:fs) and threadedReads on every kind of entry', () => {
   test('readPlain of a FIFO returns at once (O_NONBLOCK): nobody has to write to it', () => {
-    expect(fifoBlocked, 'the reader thread waited 5 s in the FIFO, for a writer').toBe(false);
+    expect(fifoBlocked, 'the reader thread waited 10 s in the FIFO, for a writer').toBe(false);
   });
 
   test('lstat: the same stats, the same errors, with their code', async () => {
