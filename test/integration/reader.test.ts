@@ -278,6 +278,30 @@ describe('storageFs(node:fs) and threadedReads on every kind of entry', () => {
     expect(dir.ok ? 'resolved' : dir.code).toBe('EISDIR');
   });
 
+  test('mtime (a Date) is node’s: the milliseconds rounded, not cut, in every form of stats', async () => {
+    // 0.7 ms past the second: node's Stats.mtime rounds up; new Date(mtimeMs) would cut it off.
+    const path = join(work, 'fraction');
+    await writeFile(path, 'x');
+    nodeFs.utimesSync(path, 1_700_000_000.0007, 1_700_000_000.0007);
+    const want = nodeFs.lstatSync(path);
+    expect(want.mtimeMs % 1).toBeGreaterThan(0.5);
+    expect(want.mtime.getTime()).toBe(Math.round(want.mtimeMs));
+    const plain = await readPlain(threaded, path, { limit: LIMIT, text: true });
+    const [many] = await lstatMany(threaded, [path]);
+    const [plainMany] = await readPlainMany(threaded, [path], { limit: LIMIT, text: false });
+    const all: Record<string, FileStats> = {
+      lstat: await threaded.lstat(path),
+      readPlain: plain.stats,
+      lstatMany: many as FileStats,
+      readPlainMany: (plainMany as PlainRead).stats,
+      direct: await direct.lstat(path),
+    };
+    for (const [name, st] of Object.entries(all)) {
+      expect(st.mtimeMs, name).toBe(want.mtimeMs);
+      expect(st.mtime.getTime(), name).toBe(want.mtime.getTime());
+    }
+  });
+
   test('realpath is the base filesystem’s', async () => {
     expect(await threaded.realpath(p('in-link'))).toBe(await direct.realpath(p('in-link')));
     expect(await threaded.realpath(p('in-link'))).toBe(p('link'));
