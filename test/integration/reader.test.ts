@@ -239,6 +239,26 @@ describe('storageFs(node:fs) and threadedReads on every kind of entry', () => {
     });
   }
 
+  test('a wrapper made by spreading the filesystem: the batch calls go through its own single calls', async () => {
+    const seen: string[] = [];
+    for (const base of [direct, threaded]) {
+      seen.length = 0;
+      const wrapper: StorageFs = {
+        ...base,
+        lstat: (path) => (seen.push(`lstat ${path}`), base.lstat(path)),
+        readPlain: ((path: string, o: ReadPlainOptions) => (seen.push(`readPlain ${path}`), readPlain(base, path, o))) as StorageFs['readPlain'],
+      };
+      const paths = entries().map(p);
+      const stats = await lstatMany(wrapper, paths);
+      const reads = await readPlainMany(wrapper, paths, { limit: LIMIT, text: true });
+      expect([...seen].sort()).toEqual([...paths.map((x) => `lstat ${x}`), ...paths.map((x) => `readPlain ${x}`)].sort());
+      const lstatComparable = (r: FileStats | Error) =>
+        r instanceof Error ? { error: { code: (r as { code?: unknown }).code, message: r.message } } : statFields(r);
+      expect(stats.map(lstatComparable)).toEqual((await lstatMany(base, paths)).map(lstatComparable));
+      expect(reads.map(plainFields)).toEqual((await readPlainMany(base, paths, { limit: LIMIT, text: true })).map(plainFields));
+    }
+  });
+
   test('readdir with types: the same names and types', async () => {
     const kinds = (entries: Awaited<ReturnType<StorageFs['readdir']>>) =>
       entries
