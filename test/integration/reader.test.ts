@@ -117,19 +117,25 @@ const statFields = (s: FileStats) => ({
 
 const bytesOf = (d: string | Uint8Array | undefined) => (d === undefined || typeof d === 'string' ? d : Buffer.from(d.buffer, d.byteOffset, d.byteLength).toString('hex'));
 
+/** What two errors must agree on: all that node:fs gives them. */
+const errorFields = (e: Error) => {
+  const x = e as Error & { code?: unknown; errno?: unknown; syscall?: unknown; path?: unknown };
+  return { message: x.message, code: x.code, errno: x.errno, syscall: x.syscall, path: x.path };
+};
+
 /** What two readPlain answers must agree on. */
 const plainFields = (r: PlainRead | Error) =>
   r instanceof Error
-    ? { error: { code: (r as { code?: unknown }).code, message: r.message } }
+    ? { error: errorFields(r) }
     : {
         stats: statFields(r.stats),
         hasData: r.data !== undefined,
         type: r.data === undefined ? undefined : typeof r.data,
         data: bytesOf(r.data),
-        readError: r.error === undefined ? undefined : { code: (r.error as { code?: unknown }).code, message: r.error.message },
+        readError: r.error === undefined ? undefined : errorFields(r.error),
       };
 
-const comparable = <T>(o: Outcome<T>, f: (v: T) => unknown) => (o.ok ? { value: f(o.value) } : { code: o.code, message: o.message });
+const comparable = <T>(o: Outcome<T>, f: (v: T) => unknown) => (o.ok ? { value: f(o.value) } : errorFields(o.error));
 
 const readPlain = (fs: StorageFs, path: string, options: ReadPlainOptions) =>
   fs.readPlain(path, options as ReadPlainOptions & { text: true }) as Promise<PlainRead>;
@@ -210,12 +216,12 @@ describe('storageFs(node:fs) and threadedReads on every kind of entry', () => {
       const [la, lb] = [await lstatMany(direct, paths), await lstatMany(threaded, paths)];
       expect(lb).toHaveLength(paths.length);
       const lstatComparable = (r: FileStats | Error) =>
-        r instanceof Error ? { error: { code: (r as { code?: unknown }).code, message: r.message } } : statFields(r);
+        r instanceof Error ? { error: errorFields(r) } : statFields(r);
       expect(lb.map(lstatComparable)).toEqual(la.map(lstatComparable));
       // And the single call's answer for each path.
       for (let i = 0; i < paths.length; i++) {
         const one = await outcome(() => direct.lstat(paths[i] as string));
-        expect(lstatComparable(lb[i] as FileStats | Error), names[i]).toEqual(one.ok ? statFields(one.value) : { error: { code: one.code, message: one.message } });
+        expect(lstatComparable(lb[i] as FileStats | Error), names[i]).toEqual(one.ok ? statFields(one.value) : { error: errorFields(one.error) });
       }
       const [ra, rb] = [await readPlainMany(direct, paths, options), await readPlainMany(threaded, paths, options)];
       expect(rb).toHaveLength(paths.length);
@@ -253,7 +259,7 @@ describe('storageFs(node:fs) and threadedReads on every kind of entry', () => {
       const reads = await readPlainMany(wrapper, paths, { limit: LIMIT, text: true });
       expect([...seen].sort()).toEqual([...paths.map((x) => `lstat ${x}`), ...paths.map((x) => `readPlain ${x}`)].sort());
       const lstatComparable = (r: FileStats | Error) =>
-        r instanceof Error ? { error: { code: (r as { code?: unknown }).code, message: r.message } } : statFields(r);
+        r instanceof Error ? { error: errorFields(r) } : statFields(r);
       expect(stats.map(lstatComparable)).toEqual((await lstatMany(base, paths)).map(lstatComparable));
       expect(reads.map(plainFields)).toEqual((await readPlainMany(base, paths, { limit: LIMIT, text: true })).map(plainFields));
     }
