@@ -137,8 +137,9 @@ class Stats implements FileStats {
     readonly gid: number,
     readonly birthtimeMs: number,
   ) {}
+  /** As node's: the milliseconds rounded (new Date cuts them off), so it is the main thread's Date. */
   get mtime(): Date {
-    return new Date(this.mtimeMs);
+    return new Date(Math.round(this.mtimeMs));
   }
   isDirectory(): boolean {
     return (this.mode & S_IFMT) === S_IFDIR;
@@ -182,7 +183,7 @@ class StatsAt implements FileStats {
     return this.b[this.o + 7] as number;
   }
   get mtime(): Date {
-    return new Date(this.mtimeMs);
+    return new Date(Math.round(this.mtimeMs));
   }
   isDirectory(): boolean {
     return (this.mode & S_IFMT) === S_IFDIR;
