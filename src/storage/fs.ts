@@ -128,7 +128,7 @@ interface PlainSyncFs {
  * readPlain with synchronous calls. `noFollow` is O_RDONLY | O_NOFOLLOW | O_NONBLOCK (O_NONBLOCK:
  * opening a FIFO planted in the tree returns at once; it is then not read), or 0 where the module
  * cannot be trusted with O_NOFOLLOW (memfs follows links whatever the flags): lstat, then read by
- * path. Also the body of the reader thread's call (src/storage/reader.ts), which gets its source
+ * path (memfs: a test's tree, nothing to race with). Also the body of the reader thread's call (src/storage/reader.ts), which gets its source
  * text: it refers to nothing outside itself.
  */
 export function readPlainSync(f: PlainSyncFs, path: string, limit: number, text: boolean, noFollow: number): PlainRead {
@@ -148,9 +148,12 @@ export function readPlainSync(f: PlainSyncFs, path: string, limit: number, text:
   try {
     fd = f.openSync(path, noFollow, 0);
   } catch (error) {
-    // ELOOP (a symbolic link), ENXIO (a socket), EACCES: what lstat and a read by path say.
     if ((error as { code?: unknown }).code === 'ENOENT') throw error;
-    return byPath();
+    // ELOOP (a symbolic link), ENXIO (a socket), EACCES: the stats are lstat's, and what the open
+    // said is the read's error. Never a read by path: it would follow a link swapped in meanwhile.
+    const stats = f.lstatSync(path);
+    if (!stats.isFile() || stats.size > limit) return { stats };
+    return { stats, error: error as Error };
   }
   try {
     const stats = f.fstatSync(fd);

@@ -53,7 +53,7 @@ const OPS = [
     const st = new Float64Array(n * 8);
     const texts = text ? new Array(n) : undefined;
     const chunks = text ? undefined : [];
-    const offsets = text ? undefined : new Int32Array(2 * n).fill(-1);
+    const offsets = text ? undefined : new Float64Array(2 * n).fill(-1);
     const readFailed = [];
     const thrown = [];
     let total = 0;
@@ -253,7 +253,7 @@ function rebuild(op: Op, value: unknown): unknown {
         Float64Array,
         string[] | null,
         Uint8Array | null,
-        Int32Array | null,
+        Float64Array | null,
         Array<number | Failure>,
         Array<number | Failure>,
       ];
