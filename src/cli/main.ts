@@ -3,6 +3,8 @@ import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline/promises';
 import { execaRunner } from '../gc/execa-runner.js';
 import { storageFs } from '../storage/fs.js';
+import { readManifestsWith } from '../graph/load.js';
+import { manifestThread } from '../storage/manifest-reader.js';
 import { threadedReads } from '../storage/reader.js';
 import { keepHeapSmall } from '../util/heap.js';
 import { runCli } from './program.js';
@@ -74,7 +76,7 @@ const disk = storageFs(nodeFs);
 // kind of main script Node 20's single executable applications accept.
 void runCli(process.argv.slice(2), {
   fs: disk,
-  readFs: threadedReads(disk),
+  readFs: readManifestsWith(threadedReads(disk), manifestThread()),
   now: () => new Date(),
   env: process.env,
   cwd: process.cwd(),

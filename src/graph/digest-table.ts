@@ -35,7 +35,17 @@ export class DigestTable {
 
   /** The id of `d`, adding it if new. */
   id(d: Digest): number {
-    const slot = this.probe(d);
+    return this.add(this.probe(d));
+  }
+
+  /** id() of the digest whose 64 hex digits are at `at` in `hex` (valid lowercase hex, unchecked). */
+  idHex(hex: string, at: number): number {
+    for (let i = 0; i < WIDTH; i++, at += 2) this.scratch[i] = (nibble(hex.charCodeAt(at)) << 4) | nibble(hex.charCodeAt(at + 1));
+    return this.add(this.slotOfScratch());
+  }
+
+  /** The id in `slot` (found for the digest in scratch), or a new one for it. */
+  private add(slot: number): number {
     const found = this.slots[slot] as number;
     if (found !== 0) return found - 1;
     const id = this.count++;

@@ -170,6 +170,22 @@ export class ManifestCache {
     };
   }
 
+  /** store() for a manifest the manifest thread read: blob digests as one string of hex. */
+  private storeCompact([kind, mediaType, size, blobsHex, children, subject, foreign]: ThreadManifest): Stored | Linked {
+    const refs = { kind, mediaType, blobs: [] as Digest[], children, subject: subject ?? undefined, ...(foreign === null ? {} : { foreign }) };
+    if (this.digests === undefined) return this.store(refs, size);
+    const count = blobsHex.length / 64;
+    const stored = this.store(refs, size) as Stored;
+    const blobStart = this.arenaUsed;
+    if (blobStart + count > this.arena.length) {
+      const grown = new Uint32Array(Math.max(this.arena.length * 2, blobStart + count));
+      grown.set(this.arena);
+      this.arena = grown;
+    }
+    for (let k = 0; k < count; k++) this.arena[this.arenaUsed++] = this.digests.idHex(blobsHex, 64 * k);
+    return { ...stored, blobStart, blobCount: count };
+  }
+
   private materialize(e: Stored | Failed): ManifestEntry {
     if (!e.ok) return e;
     const blobs: Digest[] = [];
@@ -275,52 +291,33 @@ export class ManifestCache {
       const bad = shards.get(posix.dirname(dir));
       if (bad !== undefined) out[i] = bad;
     });
-    const pending = (): number[] => out.flatMap((e, i) => (e === undefined ? [i] : []));
-    let left = pending();
+    const left = out.flatMap((e, i) => (e === undefined ? [i] : []));
+    this.reads += digests.length;
+    const thread = manifestThreads.get(this.fs);
+    if (thread !== undefined) {
+      // Read and parsed in the manifest thread; only the references come back.
+      const got = await thread.read(left.map((i) => blobDirs[i] as string));
+      left.forEach((i, j) => {
+        const r = got[j] as Failed | ThreadManifest;
+        out[i] = Array.isArray(r) ? this.storeCompact(r) : r;
+      });
+      return out as Array<Stored | Linked | Failed>;
+    }
     const dirs = await lstatMany(
       this.fs,
       left.map((i) => blobDirs[i] as string),
     );
-    left.forEach((i, j) => {
-      const bad = plainDir(dirs[j] as FileStats | Error, blobDirs[i] as string, 'manifest blob is missing');
-      if (bad !== undefined) out[i] = bad;
-    });
-    left = pending();
+    const readable = left.filter((_, j) => plainDir(dirs[j] as FileStats | Error, '', '') === undefined);
     // Bytes, not text: Go reads invalid UTF-8 its own way (see gojson.ts).
-    const paths = blobDirs.map((dir) => `${dir}/${DATA}`);
     const reads = await readPlainMany(
       this.fs,
-      left.map((i) => paths[i] as string),
+      readable.map((i) => `${blobDirs[i] as string}/${DATA}`),
       { limit: Infinity, text: false },
     );
-    this.reads += digests.length;
+    const readOf = new Map(readable.map((i, k) => [i, reads[k] as PlainRead<Uint8Array> | Error]));
     left.forEach((i, j) => {
-      const path = paths[i] as string;
-      const read = reads[j] as PlainRead<Uint8Array> | Error;
-      let problem: Error | undefined;
-      if (read instanceof Error) problem = read;
-      else if (read.stats.isSymbolicLink()) {
-        out[i] = { ok: false, missing: false, code: 'symlink', path, problem: `symbolic link at ${path}; not followed` };
-        return;
-      } else if (read.error !== undefined) problem = read.error;
-      else if (read.data === undefined) {
-        // A directory, a FIFO: what reading it by path would have refused.
-        problem = read.stats.isDirectory()
-          ? Object.assign(new Error('EISDIR: illegal operation on a directory, read'), { code: 'EISDIR' })
-          : Object.assign(new Error(`not a regular file: ${path}`), { code: 'EINVAL' });
-      }
-      if (problem !== undefined || read instanceof Error || read.data === undefined) {
-        out[i] =
-          errnoCode(problem) === 'ENOENT'
-            ? { ok: false, missing: true, problem: 'manifest blob is missing' }
-            : { ok: false, missing: false, code: 'unreadable', path, problem: `cannot read manifest blob: ${(problem as Error).message}` };
-        return;
-      }
-      const parsed = parseManifest(read.data);
-      // The size from the inode. Blobs never change.
-      out[i] = parsed.ok
-        ? this.store(parsed.refs, read.stats.size)
-        : { ok: false, missing: false, problem: parsed.problem, ...(parsed.refused === true ? { refused: true } : {}) };
+      const r = manifestOfBlob(blobDirs[i] as string, dirs[j] as FileStats | Error, readOf.get(i));
+      out[i] = r.ok ? this.store(r.refs, r.size) : r;
     });
     return out as Array<Stored | Linked | Failed>;
   }
@@ -329,6 +326,12 @@ export class ManifestCache {
   peek(digest: Digest): ManifestEntry | undefined {
     const e = this.done.get(digest);
     return e === undefined ? undefined : this.materialize(this.full(e));
+  }
+
+  /** Why a loaded manifest could not be read or understood; undefined when it was (or is not loaded). No copy of its references is made. */
+  failure(digest: Digest): Failed | undefined {
+    const e = this.done.get(digest);
+    return e === undefined || e.ok ? undefined : e;
   }
 
   /** What a loaded manifest references (built on each call: prefer children, subject, mark). */
@@ -387,6 +390,55 @@ export class ManifestCache {
       frontier = next;
     }
   }
+}
+
+/**
+ * A manifest blob as the manifest thread sends it back: kind, media type, size, the blobs it
+ * references as one string of their hex (64 characters each, in order), children, subject, foreign.
+ */
+export type ThreadManifest = [ManifestRefs['kind'], string, number, string, Digest[], Digest | null, Digest[] | null];
+
+/** Reads and parses manifest blobs elsewhere (src/storage/manifest-reader.ts: a thread), given their blob dirs. */
+export interface ManifestReads {
+  read(blobDirs: readonly string[]): Promise<Array<Failed | ThreadManifest>>;
+}
+
+const manifestThreads = new WeakMap<StorageFs, ManifestReads>();
+
+/** Makes manifest caches on `fs` read and parse manifests with `reads` (for the program's main). */
+export function readManifestsWith(fs: StorageFs, reads: ManifestReads | undefined): StorageFs {
+  if (reads !== undefined) manifestThreads.set(fs, reads);
+  return fs;
+}
+
+/**
+ * What a manifest blob is, from the lstat of its directory and the read of its `data` (none when
+ * the directory is not one to read through): its references and size, or why not. Pure: the
+ * manifest thread runs it too.
+ */
+export function manifestOfBlob(blobDir: string, dir: FileStats | Error, read: PlainRead<Uint8Array> | Error | undefined): Failed | { ok: true; refs: ManifestRefs; size: number } {
+  const bad = plainDir(dir, blobDir, 'manifest blob is missing');
+  if (bad !== undefined) return bad;
+  const path = `${blobDir}/${DATA}`;
+  if (read === undefined) return { ok: false, missing: false, code: 'unreadable', path, problem: 'cannot read manifest blob: not read' };
+  let problem: Error | undefined;
+  if (read instanceof Error) problem = read;
+  else if (read.stats.isSymbolicLink()) return { ok: false, missing: false, code: 'symlink', path, problem: `symbolic link at ${path}; not followed` };
+  else if (read.error !== undefined) problem = read.error;
+  else if (read.data === undefined) {
+    // A directory, a FIFO: what reading it by path would have refused.
+    problem = read.stats.isDirectory()
+      ? Object.assign(new Error('EISDIR: illegal operation on a directory, read'), { code: 'EISDIR' })
+      : Object.assign(new Error(`not a regular file: ${path}`), { code: 'EINVAL' });
+  }
+  if (problem !== undefined || read instanceof Error || read.data === undefined) {
+    return errnoCode(problem) === 'ENOENT'
+      ? { ok: false, missing: true, problem: 'manifest blob is missing' }
+      : { ok: false, missing: false, code: 'unreadable', path, problem: `cannot read manifest blob: ${(problem as Error).message}` };
+  }
+  const parsed = parseManifest(read.data);
+  // The size from the inode. Blobs never change.
+  return parsed.ok ? { ok: true, refs: parsed.refs, size: read.stats.size } : { ok: false, missing: false, problem: parsed.problem, ...(parsed.refused === true ? { refused: true } : {}) };
 }
 
 /** Manifests read in one batch of calls. */
@@ -556,8 +608,8 @@ export function repoManifestLoader(fs: StorageFs, lay: Layout, options: LoadGrap
       await cache.loadClosure([...revisions, ...tagDigests]);
       progress();
       for (const d of revisions) {
-        const e = cache.peek(d);
-        if (e === undefined || e.ok) continue;
+        const e = cache.failure(d);
+        if (e === undefined) continue;
         opaque ??= `manifest ${d}: ${e.problem}`;
         if (!e.missing) marksUnknown ??= opaque;
         if (!warned.has(d)) {
