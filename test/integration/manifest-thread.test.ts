@@ -1,7 +1,7 @@
 import { execa } from 'execa';
 import { createHash } from 'node:crypto';
 import * as nodeFs from 'node:fs';
-import { mkdir, mkdtemp, readdir, rm, symlink, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -377,5 +377,150 @@ describe('broken and unusual manifest blobs, read both ways', () => {
     else expect(viaMain).toMatchObject(c.expect);
     // Nothing of the manifest outside the tree came through either way.
     expect(JSON.stringify(viaThread)).not.toContain(hexOf('outside-the-tree-config'));
+  });
+});
+
+describe('where the thread module is not', () => {
+  test('manifestThread() is undefined without manifest-thread.js beside it, and defined once it is there', async () => {
+    // The built manifest-reader.js alone, as in a bundle that left the thread module out (with the one module it imports).
+    const copy = join(work, 'alone');
+    await mkdir(join(copy, 'storage'), { recursive: true });
+    await mkdir(join(copy, 'util'), { recursive: true });
+    await copyFile(join(DIST, 'manifest-reader.js'), join(copy, 'storage', 'manifest-reader.js'));
+    await copyFile(join(DIST, '..', 'util', 'heap.js'), join(copy, 'util', 'heap.js'));
+    await writeFile(join(copy, 'package.json'), '{"type":"module"}');
+    const mod = (await import(pathToFileURL(join(copy, 'storage', 'manifest-reader.js')).href)) as { manifestThread(): ManifestReads | undefined };
+    expect(mod.manifestThread()).toBeUndefined();
+    // The same module finds it once it is there (the thread starts only on a read: none here).
+    await writeFile(join(copy, 'storage', 'manifest-thread.js'), '');
+    expect(typeof mod.manifestThread()?.read).toBe('function');
+  });
+});
+
+/** A node script (a file: see test/integration/reader.test.ts) run with the built modules; its stdout lines as JSON. */
+async function runScript(name: string, body: string): Promise<{ exitCode: number | undefined; lines: unknown[]; took: number; stderr: string; timedOut: boolean }> {
+  const file = join(work, `${name}.mjs`);
+  await writeFile(file, body);
+  const started = Date.now();
+  const r = await execa(process.execPath, [file], { reject: false, timeout: 30_000 });
+  const took = Date.now() - started;
+  const lines = r.stdout
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((l) => JSON.parse(l) as unknown);
+  return { exitCode: r.exitCode, lines, took, stderr: r.stderr, timedOut: r.timedOut };
+}
+
+const importsOf = (names: Record<string, string>) =>
+  Object.entries(names)
+    .map(([file, what]) => `import { ${what} } from ${JSON.stringify(pathToFileURL(join(REPO_ROOT, 'dist', 'src', file)).href)};`)
+    .join('\n');
+
+describe('the process after the manifest thread was used', () => {
+  let root: string;
+  const A = image('exit-a');
+  const B = image('exit-b', { subject: desc(OCI_MANIFEST, digestOf('exit-subject')) });
+
+  beforeAll(async () => {
+    root = join(work, 'exit-tree');
+    const lay = layout(root);
+    await put(lay.blob(digestOf(A)), A);
+    await put(lay.blob(digestOf(B)), B);
+  });
+
+  test('exits by itself, with code 0, soon after its last read (one left in flight at the end)', { timeout: 60_000 }, async () => {
+    const r = await runScript(
+      'exits',
+      `
+import * as nodeFs from 'node:fs';
+${importsOf({
+  'storage/fs.js': 'storageFs',
+  'storage/reader.js': 'threadedReads',
+  'storage/manifest-reader.js': 'manifestThread',
+  'storage/paths.js': 'layout',
+  'graph/load.js': 'ManifestCache, readManifestsWith',
+  'util/limit.js': 'limiter',
+})}
+const thread = manifestThread();
+if (thread === undefined) throw new Error('no manifest thread');
+let sent = 0;
+const fs = readManifestsWith(threadedReads(storageFs(nodeFs)), { read: (dirs) => { sent += dirs.length; return thread.read(dirs); } });
+const cache = new ManifestCache(fs, layout(${JSON.stringify(root)}), limiter(4));
+const a = await cache.load(${JSON.stringify(digestOf(A))});
+console.log(JSON.stringify({ sent, a }));
+// A read left in flight as the script ends: the thread keeps the process until it is answered.
+cache.load(${JSON.stringify(digestOf(B))}).then((b) => console.log(JSON.stringify({ sent, b })));
+`,
+    );
+    expect(r.timedOut, `still running after 30 s: ${r.stderr}`).toBe(false);
+    expect(r.exitCode, r.stderr).toBe(0);
+    const size = (s: string) => Buffer.byteLength(s);
+    const refs = (seed: string) => ({ kind: 'image', mediaType: OCI_MANIFEST, blobs: [digestOf(`${seed}-config`), digestOf(`${seed}-l1`), digestOf(`${seed}-l2`)], children: [] });
+    expect(r.lines).toEqual([
+      { sent: 1, a: { ok: true, size: size(A), refs: refs('exit-a') } },
+      { sent: 2, b: { ok: true, size: size(B), refs: { ...refs('exit-b'), subject: digestOf('exit-subject') } } },
+    ]);
+    // Node starts in well under a second; a kept-alive process would have hit the timeout.
+    expect(r.took).toBeLessThan(15_000);
+  });
+
+  /** A script that keeps each Worker the manifest thread makes (the module's own import is live: syncBuiltinESMExports). */
+  const withWorkers = (body: string) => `
+import wt from 'node:worker_threads';
+import { syncBuiltinESMExports } from 'node:module';
+const workers = [];
+const Real = wt.Worker;
+wt.Worker = class extends Real { constructor(...args) { super(...args); workers.push(this); } };
+syncBuiltinESMExports();
+const { manifestThread } = await import(${JSON.stringify(distUrl('manifest-reader.js'))});
+const thread = manifestThread();
+if (thread === undefined) throw new Error('no manifest thread');
+const settle = (p) => p.then((v) => ({ value: v.map((m) => (Array.isArray(m) ? m[3] : m)) }), (e) => ({ error: e.message }));
+${body}
+`;
+
+  test('a thread that dies fails the reads waiting on it, naming the manifest thread; the next read starts a new one', { timeout: 60_000 }, async () => {
+    const lay = layout(root);
+    const r = await runScript(
+      'dies',
+      withWorkers(`
+const pending = [thread.read([${JSON.stringify(lay.blob(digestOf(A)))}]), thread.read([${JSON.stringify(lay.blob(digestOf(B)))}])];
+await workers[0].terminate();
+console.log(JSON.stringify(await Promise.all(pending.map(settle))));
+console.log(JSON.stringify(await settle(thread.read([${JSON.stringify(lay.blob(digestOf(B)))}]))));
+console.log(JSON.stringify({ workers: workers.length }));
+`),
+    );
+    expect(r.timedOut, `still running after 30 s: ${r.stderr}`).toBe(false);
+    expect(r.exitCode, r.stderr).toBe(0);
+    const blobsHex = (seed: string) => [`${seed}-config`, `${seed}-l1`, `${seed}-l2`].map(hexOf).join('');
+    expect(r.lines).toEqual([
+      [{ error: expect.stringMatching(/^manifest thread failed: exited with code \d+$/) }, { error: expect.stringMatching(/^manifest thread failed: /) }],
+      { value: [blobsHex('exit-b')] },
+      { workers: 2 },
+    ]);
+  });
+
+  test("a thread's error, then its exit, touch only its own reads: the next thread's are answered, each with its own manifest", { timeout: 60_000 }, async () => {
+    const lay = layout(root);
+    const dirA = JSON.stringify(lay.blob(digestOf(A)));
+    const dirB = JSON.stringify(lay.blob(digestOf(B)));
+    const r = await runScript(
+      'error-then-exit',
+      withWorkers(`
+const first = settle(thread.read([${dirA}]));
+await new Promise((resolve) => workers[0].once('online', resolve));
+// What node does when the thread throws: 'error', then 'exit'. Reads made in between go to a new thread.
+workers[0].emit('error', new Error('thrown in the thread'));
+const second = settle(thread.read([${dirB}]));
+await workers[0].terminate();
+const third = settle(thread.read([${dirA}]));
+console.log(JSON.stringify([await first, await second, await third]));
+`),
+    );
+    expect(r.timedOut, `still running after 30 s: ${r.stderr}`).toBe(false);
+    expect(r.exitCode, r.stderr).toBe(0);
+    const blobsHex = (seed: string) => [`${seed}-config`, `${seed}-l1`, `${seed}-l2`].map(hexOf).join('');
+    expect(r.lines).toEqual([[{ error: 'manifest thread failed: thrown in the thread' }, { value: [blobsHex('exit-b')] }, { value: [blobsHex('exit-a')] }]]);
   });
 });
