@@ -1,7 +1,7 @@
 import { execa } from 'execa';
 import { createHash } from 'node:crypto';
 import * as nodeFs from 'node:fs';
-import { copyFile, mkdir, mkdtemp, readdir, rm, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -115,6 +115,25 @@ describe('a generated tree, read both ways', () => {
     expect(entries(a).filter(([, e]) => e?.ok === false).length).toBeGreaterThan(0);
     // The plan's figures read through the table too: same sizes both ways.
     for (const [d, e] of entries(a)) if (e?.ok === true) expect(b.size(d)).toBe(a.size(d));
+  });
+
+  test('after releaseBlobRefs (as apply does), manifests read on keep the same children and subject both ways', async () => {
+    const { main, threaded, sent } = await bothWays();
+    const a = cacheOn(main, lay);
+    const b = cacheOn(threaded, lay);
+    const half = digests.filter((_, i) => i % 2 === 0);
+    await a.loadClosure(half);
+    await b.loadClosure(half);
+    a.releaseBlobRefs();
+    b.releaseBlobRefs();
+    const sentBefore = sent.length;
+    await a.loadClosure(digests);
+    await b.loadClosure(digests);
+    expect(sent.length).toBeGreaterThan(sentBefore);
+    const links = (c: ManifestCache) => digests.map((d) => [d, c.children(d), c.subject(d)]);
+    expect(links(b)).toEqual(links(a));
+    expect(links(a).filter(([, children]) => (children as Digest[]).length > 0).length).toBeGreaterThan(0);
+    expect(() => b.peek(digests[0] as Digest)).toThrow(/released/);
   });
 
   test('buildPlan gives the same plan both ways (JSON, less createdAt), with the same bytes and blobs to reclaim', async () => {
@@ -274,6 +293,23 @@ const CASES: readonly Case[] = [
     make: (dir) => put(dir, nested('deep-no', 100_000)),
     expect: { ok: false, missing: false, problem: 'manifest is not JSON', refused: true },
   },
+  { name: 'data empty', make: (dir) => put(dir, ''), expect: { ok: false, missing: false, problem: 'manifest is not JSON', refused: true } },
+  {
+    name: 'schema1 (fsLayers, signed)',
+    make: (dir) =>
+      put(
+        dir,
+        JSON.stringify({
+          schemaVersion: 1,
+          name: 'team/app',
+          tag: 'v1',
+          fsLayers: [{ blobSum: digestOf('s1-l1') }, { blobSum: digestOf('s1-l2') }],
+          history: [{ v1Compatibility: '{}' }, { v1Compatibility: '{}' }],
+          signatures: [{ header: {}, signature: 'x', protected: 'y' }],
+        }),
+      ),
+    expect: (e) => expect(e).toMatchObject({ ok: true, refs: { kind: 'schema1', mediaType: 'application/vnd.docker.distribution.manifest.v1+prettyjws', blobs: [digestOf('s1-l1'), digestOf('s1-l2')] } }),
+  },
   {
     name: 'an index with children',
     make: (dir) =>
@@ -386,8 +422,10 @@ describe('where the thread module is not', () => {
     const copy = join(work, 'alone');
     await mkdir(join(copy, 'storage'), { recursive: true });
     await mkdir(join(copy, 'util'), { recursive: true });
-    await copyFile(join(DIST, 'manifest-reader.js'), join(copy, 'storage', 'manifest-reader.js'));
-    await copyFile(join(DIST, '..', 'util', 'heap.js'), join(copy, 'util', 'heap.js'));
+    // Without their source map comments: the maps are not copied.
+    const copyJs = async (from: string, to: string) => writeFile(to, (await readFile(from, 'utf8')).replace(/^\/\/# sourceMappingURL=.*$/m, ''));
+    await copyJs(join(DIST, 'manifest-reader.js'), join(copy, 'storage', 'manifest-reader.js'));
+    await copyJs(join(DIST, '..', 'util', 'heap.js'), join(copy, 'util', 'heap.js'));
     await writeFile(join(copy, 'package.json'), '{"type":"module"}');
     const mod = (await import(pathToFileURL(join(copy, 'storage', 'manifest-reader.js')).href)) as { manifestThread(): ManifestReads | undefined };
     expect(mod.manifestThread()).toBeUndefined();
