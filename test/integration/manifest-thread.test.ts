@@ -52,23 +52,27 @@ async function startThread(): Promise<ManifestReads> {
 }
 
 /** The thread's reads, with the blob dirs it was sent recorded (to show the thread path was taken). */
-function recording(t: ManifestReads): { reads: ManifestReads; sent: string[] } {
+function recording(t: ManifestReads): { reads: ManifestReads; sent: string[]; most: () => number } {
   const sent: string[] = [];
+  let waiting = 0;
+  let most = 0;
   return {
     sent,
+    most: () => most,
     reads: {
       read: (dirs) => {
         sent.push(...dirs);
-        return t.read(dirs);
+        most = Math.max(most, ++waiting);
+        return t.read(dirs).finally(() => waiting--);
       },
     },
   };
 }
 
 /** Both ways of reading a tree: the main thread's (node:fs) and the manifest thread's (as the CLI wires it). */
-async function bothWays(): Promise<{ main: StorageFs; threaded: StorageFs; sent: string[] }> {
-  const { reads, sent } = recording(await startThread());
-  return { main: storageFs(nodeFs), threaded: readManifestsWith(threadedReads(storageFs(nodeFs)), reads), sent };
+async function bothWays(): Promise<{ main: StorageFs; threaded: StorageFs; sent: string[]; most: () => number }> {
+  const { reads, sent, most } = recording(await startThread());
+  return { main: storageFs(nodeFs), threaded: readManifestsWith(threadedReads(storageFs(nodeFs)), reads), sent, most };
 }
 
 const cacheOn = (fs: StorageFs, lay: Layout) => new ManifestCache(fs, lay, limiter(16));
@@ -115,6 +119,22 @@ describe('a generated tree, read both ways', () => {
     expect(entries(a).filter(([, e]) => e?.ok === false).length).toBeGreaterThan(0);
     // The plan's figures read through the table too: same sizes both ways.
     for (const [d, e] of entries(a)) if (e?.ok === true) expect(b.size(d)).toBe(a.size(d));
+  });
+
+  test('loads one by one, all in flight at once (many reads waiting on the thread), come back each to its own digest', async () => {
+    const { main, threaded, sent, most } = await bothWays();
+    const a = cacheOn(main, lay);
+    const b = cacheOn(threaded, lay);
+    // In reverse on one side: answers matched by order alone would not survive a mix-up.
+    const viaMain = await Promise.all(digests.map((d) => a.load(d)));
+    const viaThread = (await Promise.all([...digests].reverse().map((d) => b.load(d)))).reverse();
+    expect(sent).toHaveLength(digests.length);
+    expect(most()).toBeGreaterThan(1);
+    expect(viaThread).toEqual(viaMain);
+    // Telling apart: the manifests are many, and no two alike.
+    const ok = viaMain.filter((e) => e.ok);
+    expect(ok.length).toBeGreaterThan(20);
+    expect(new Set(ok.map((e) => JSON.stringify(e))).size).toBe(ok.length);
   });
 
   test('after releaseBlobRefs (as apply does), manifests read on keep the same children and subject both ways', async () => {
