@@ -31,14 +31,19 @@ export function manifestThread(): ManifestReads | undefined {
     w.unref();
     // Setting up the thread's heap resets a flag the main thread's heap relies on.
     w.once('online', reassertHeapFlags);
+    // Once failed, a thread's events are no longer about the reads waiting (a thread's 'error'
+    // comes before its 'exit'; reads made in between go to a new thread).
     w.on('message', (out: unknown[]) => {
+      if (worker !== w) return;
       waiting.shift()?.resolve(out);
       if (waiting.length === 0) w.unref();
     });
-    w.on('error', fail);
+    w.on('error', (err) => {
+      if (worker === w) fail(err);
+    });
     w.on('exit', (code) => {
-      if (waiting.length > 0) fail(new Error(`exited with code ${code}`));
-      worker = undefined;
+      if (worker === w && waiting.length > 0) fail(new Error(`exited with code ${code}`));
+      if (worker === w) worker = undefined;
     });
     return w;
   };
