@@ -294,9 +294,10 @@ export class ManifestCache {
     const left = out.flatMap((e, i) => (e === undefined ? [i] : []));
     this.reads += digests.length;
     const thread = manifestThreads.get(this.fs);
-    if (thread !== undefined) {
-      // Read and parsed in the manifest thread; only the references come back.
-      const got = await thread.read(left.map((i) => blobDirs[i] as string));
+    // Read and parsed in the manifest thread; only the references come back. A thread that fails
+    // (its heap limit, on a manifest of tens of MB) leaves the batch to be read here, the same way.
+    const got = thread === undefined ? undefined : await thread.read(left.map((i) => blobDirs[i] as string)).catch(() => undefined);
+    if (got !== undefined) {
       left.forEach((i, j) => {
         const r = got[j] as Failed | ThreadManifest;
         out[i] = Array.isArray(r) ? this.storeCompact(r) : r;
