@@ -87,7 +87,7 @@ export async function openDriver(
   onProgress?: (p: { keys: number }) => void,
 ): Promise<StorageDriver> {
   const backend = await openBackend(opts, deps);
-  if (backend.kind === 'filesystem') return filesystemDriver(deps.fs, backend.lay);
+  if (backend.kind === 'filesystem') return filesystemDriver(deps.readFs ?? deps.fs, backend.lay);
   const dir = cacheDir(deps);
   try {
     const view = await openS3View(backend.store, backend.rootPrefix, {

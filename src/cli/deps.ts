@@ -9,6 +9,12 @@ export interface Output {
 /** Everything the CLI touches in the world, passed in (tests pass memfs, a fixed clock, recorders). */
 export interface CliDeps {
   readonly fs: StorageFs;
+  /**
+   * The same disk for the bulk reads of a plan, a listing or a check (production: fs with its
+   * reads in a reader thread, src/storage/reader.ts); fs when absent. Removal, locking and
+   * every check the door makes go through fs.
+   */
+  readonly readFs?: StorageFs;
   readonly now: () => Date;
   readonly env: Readonly<Record<string, string | undefined>>;
   readonly cwd: string;

@@ -3,6 +3,9 @@ import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline/promises';
 import { execaRunner } from '../gc/execa-runner.js';
 import { storageFs } from '../storage/fs.js';
+import { readManifestsWith } from '../graph/load.js';
+import { manifestThread } from '../storage/manifest-reader.js';
+import { threadedReads } from '../storage/reader.js';
 import { keepHeapSmall } from '../util/heap.js';
 import { runCli } from './program.js';
 
@@ -67,10 +70,13 @@ for (const name of Object.keys(SIGNALS) as Array<keyof typeof SIGNALS>) {
   });
 }
 
+const disk = storageFs(nodeFs);
+
 // No top-level await: the standalone executable runs this file bundled as CommonJS, the only
 // kind of main script Node 20's single executable applications accept.
 void runCli(process.argv.slice(2), {
-  fs: storageFs(nodeFs),
+  fs: disk,
+  readFs: readManifestsWith(threadedReads(disk), manifestThread()),
   now: () => new Date(),
   env: process.env,
   cwd: process.cwd(),

@@ -2,7 +2,7 @@ import { posix } from 'node:path';
 import { errnoCode } from '../model/errors.js';
 import type { Digest } from '../model/names.js';
 import { isDigest } from '../model/names.js';
-import type { StorageFs } from '../storage/fs.js';
+import { lstatMany, type FileStats, type StorageFs } from '../storage/fs.js';
 import { DATA, type Layout } from '../storage/paths.js';
 import type { WarningSink } from '../storage/warnings.js';
 import { limiter, mapLimit, type Limiter } from '../util/limit.js';
@@ -17,33 +17,38 @@ export async function totalBlobSizes(
   lay: Layout,
   digests: Iterable<Digest>,
   known: (d: Digest) => number | undefined = () => undefined,
-  concurrency = 16,
+  batchSize = 1024,
   onBlob?: (d: Digest, size: number) => void,
 ): Promise<{ bytes: number; blobs: number; looked: number }> {
-  const it = digests[Symbol.iterator]();
   const total = { bytes: 0, blobs: 0, looked: 0 };
-  const sizeOf = async (d: Digest): Promise<number | undefined> => {
+  const count = (d: Digest, size: number) => {
+    onBlob?.(d, size);
+    total.bytes += size;
+    total.blobs++;
+  };
+  let batch: Digest[] = [];
+  const stat = async () => {
+    const stats = await lstatMany(
+      fs,
+      batch.map((d) => lay.blobData(d)),
+    );
+    batch.forEach((d, i) => {
+      const st = stats[i] as FileStats | Error;
+      if (st instanceof Error) {
+        if (errnoCode(st) === 'ENOENT') return;
+        throw st;
+      }
+      if (st.isFile()) count(d, st.size);
+    });
+    batch = [];
+  };
+  for (const d of digests) {
+    total.looked++;
     const k = known(d);
-    if (k !== undefined) return k;
-    try {
-      const st = await fs.lstat(lay.blobData(d));
-      return st.isFile() ? st.size : undefined;
-    } catch (err) {
-      if (errnoCode(err) === 'ENOENT') return undefined;
-      throw err;
-    }
-  };
-  const worker = async () => {
-    for (let next = it.next(); next.done !== true; next = it.next()) {
-      total.looked++;
-      const size = await sizeOf(next.value);
-      if (size === undefined) continue;
-      onBlob?.(next.value, size);
-      total.bytes += size;
-      total.blobs++;
-    }
-  };
-  await Promise.all(Array.from({ length: concurrency }, worker));
+    if (k !== undefined) count(d, k);
+    else if (batch.push(d) >= batchSize) await stat();
+  }
+  if (batch.length > 0) await stat();
   return total;
 }
 
@@ -108,7 +113,8 @@ export async function walkBlobStore(fs: StorageFs, lay: Layout, warn: WarningSin
 export async function sweepableBlobs(
   fs: StorageFs,
   lay: Layout,
-  marked: (d: Digest) => boolean,
+  /** Given the hex of a blob dir's name: false for a blob nothing marks, undefined when the name is not a digest's hex. */
+  marked: (hex: string) => boolean | undefined,
   warn: WarningSink = () => {},
   onBlob?: (d: Digest, size: number) => void,
   concurrency = 16,
@@ -117,24 +123,23 @@ export async function sweepableBlobs(
   const total = { bytes: 0, blobs: 0 };
   const shardsDir = lay.blobShards();
   const list = (dir: string) => listOrWarn(fs, io, dir, warn);
-  for (const shard of await list(shardsDir)) {
-    if (!shard.isDirectory()) continue;
-    const entries = (await list(posix.join(shardsDir, shard.name))).filter((e) => {
-      const d = `sha256:${e.name}`;
-      return e.isDirectory() && isDigest(d) && !marked(d);
-    });
-    await mapLimit(entries, concurrency, async (e) => {
-      const d = `sha256:${e.name}` as Digest;
-      try {
-        const st = await io.run(() => fs.lstat(lay.blobData(d)));
-        if (!st.isFile()) return;
-        onBlob?.(d, st.size);
-        total.bytes += st.size;
-        total.blobs++;
-      } catch (err) {
-        if (errnoCode(err) !== 'ENOENT') warn({ code: 'unreadable', path: lay.blobData(d), message: (err as Error).message });
+  // Two shards at a time: one is listed or stat'ed while the other's names are checked.
+  await mapLimit(await list(shardsDir), 2, async (shard) => {
+    if (!shard.isDirectory()) return;
+    const entries = (await list(posix.join(shardsDir, shard.name))).filter((e) => e.isDirectory() && marked(e.name) === false);
+    const digests = entries.map((e) => `sha256:${e.name}` as Digest);
+    const stats = await io.run(() => lstatMany(fs, digests.map((d) => lay.blobData(d))));
+    digests.forEach((d, i) => {
+      const st = stats[i] as FileStats | Error;
+      if (st instanceof Error) {
+        if (errnoCode(st) !== 'ENOENT') warn({ code: 'unreadable', path: lay.blobData(d), message: st.message });
+        return;
       }
+      if (!st.isFile()) return;
+      onBlob?.(d, st.size);
+      total.bytes += st.size;
+      total.blobs++;
     });
-  }
+  });
   return total;
 }

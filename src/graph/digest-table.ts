@@ -5,6 +5,8 @@ const WIDTH = 32;
 
 /** The value of a lowercase hex digit's char code. */
 const nibble = (c: number): number => (c <= 57 ? c - 48 : c - 87);
+/** The value of a lowercase hex digit, -1 for anything else. */
+const hexValue = (c: number): number => (c >= 48 && c <= 57 ? c - 48 : c >= 97 && c <= 102 ? c - 87 : -1);
 
 /**
  * Dense numeric ids for sha256 digests, kept as 32 raw bytes each.
@@ -18,10 +20,13 @@ const nibble = (c: number): number => (c <= 57 ? c - 48 : c - 87);
  * the hex is parsed without further checks.
  */
 export class DigestTable {
-  private bytes = Buffer.alloc(WIDTH * 1024);
+  private bytes = new Uint8Array(WIDTH * 1024);
+  /** The same memory as 32-bit words: a digest is compared as 8 of them. */
+  private words = new Uint32Array(this.bytes.buffer);
   /** id + 1 per slot; 0 is empty. */
   private slots = new Uint32Array(2048);
-  private readonly scratch = Buffer.alloc(WIDTH);
+  private readonly scratchWords = new Uint32Array(WIDTH / 4);
+  private readonly scratch = new Uint8Array(this.scratchWords.buffer);
   private count = 0;
 
   get size(): number {
@@ -30,16 +35,27 @@ export class DigestTable {
 
   /** The id of `d`, adding it if new. */
   id(d: Digest): number {
-    const slot = this.probe(d);
+    return this.add(this.probe(d));
+  }
+
+  /** id() of the digest whose 64 hex digits are at `at` in `hex` (valid lowercase hex, unchecked). */
+  idHex(hex: string, at: number): number {
+    for (let i = 0; i < WIDTH; i++, at += 2) this.scratch[i] = (nibble(hex.charCodeAt(at)) << 4) | nibble(hex.charCodeAt(at + 1));
+    return this.add(this.slotOfScratch());
+  }
+
+  /** The id in `slot` (found for the digest in scratch), or a new one for it. */
+  private add(slot: number): number {
     const found = this.slots[slot] as number;
     if (found !== 0) return found - 1;
     const id = this.count++;
     if ((id + 1) * WIDTH > this.bytes.length) {
-      const grown = Buffer.alloc(this.bytes.length * 2);
-      this.bytes.copy(grown);
+      const grown = new Uint8Array(this.bytes.length * 2);
+      grown.set(this.bytes);
       this.bytes = grown;
+      this.words = new Uint32Array(grown.buffer);
     }
-    this.scratch.copy(this.bytes, id * WIDTH);
+    this.bytes.set(this.scratch, id * WIDTH);
     this.slots[slot] = id + 1;
     if (this.count * 2 > this.slots.length) this.rehash();
     return id;
@@ -50,9 +66,25 @@ export class DigestTable {
     return (this.slots[this.probe(d)] as number) - 1;
   }
 
+  /**
+   * The id of the digest `sha256:<hex>`; -1 when it was never added, and -2 when `hex` is not 64
+   * lowercase hex digits (so not a digest at all). For names read from the blob store: no string
+   * is built for each.
+   */
+  findHex(hex: string): number {
+    if (hex.length !== 2 * WIDTH) return -2;
+    for (let i = 0; i < WIDTH; i++) {
+      const hi = hexValue(hex.charCodeAt(2 * i));
+      const lo = hexValue(hex.charCodeAt(2 * i + 1));
+      if (hi < 0 || lo < 0) return -2;
+      this.scratch[i] = (hi << 4) | lo;
+    }
+    return (this.slots[this.slotOfScratch()] as number) - 1;
+  }
+
   digest(id: number): Digest {
     if (!(id >= 0 && id < this.count)) throw new RangeError(`no digest with id ${id}`);
-    return `${PREFIX}${this.bytes.toString('hex', id * WIDTH, (id + 1) * WIDTH)}` as Digest;
+    return `${PREFIX}${Buffer.from(this.bytes.buffer, id * WIDTH, WIDTH).toString('hex')}` as Digest;
   }
 
   /** The slot holding `d` (parsed into scratch), or the empty slot where it would go. */
@@ -65,13 +97,22 @@ export class DigestTable {
 
   private slotOfScratch(): number {
     const mask = this.slots.length - 1;
+    const w = this.scratchWords;
     // sha256 output is uniform: its first four bytes are a good hash.
-    let slot = this.scratch.readUInt32LE(0) & mask;
+    let slot = (w[0] as number) & mask;
     for (;;) {
       const at = this.slots[slot] as number;
-      if (at === 0 || this.bytes.compare(this.scratch, 0, WIDTH, (at - 1) * WIDTH, at * WIDTH) === 0) return slot;
+      if (at === 0 || this.holds(at - 1)) return slot;
       slot = (slot + 1) & mask;
     }
+  }
+
+  /** Whether id `id` is the digest in scratch. */
+  private holds(id: number): boolean {
+    const w = this.scratchWords;
+    const o = id * (WIDTH / 4);
+    for (let i = 0; i < WIDTH / 4; i++) if (this.words[o + i] !== w[i]) return false;
+    return true;
   }
 
   private rehash(): void {
@@ -79,7 +120,7 @@ export class DigestTable {
     this.slots = new Uint32Array(old.length * 2);
     for (const at of old) {
       if (at === 0) continue;
-      this.bytes.copy(this.scratch, 0, (at - 1) * WIDTH, at * WIDTH);
+      this.scratch.set(this.bytes.subarray((at - 1) * WIDTH, at * WIDTH));
       this.slots[this.slotOfScratch()] = at;
     }
   }

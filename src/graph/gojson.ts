@@ -188,80 +188,89 @@ export function parseGoJson(input: Uint8Array): JsonValue {
     }
     return bytes.latin1Slice(start, i);
   };
-  const value = (depth: number): JsonValue => {
-    if (depth > MAX_DEPTH) fail('exceeded max depth');
+  // Containers open, innermost last: no recursion, so that 10000 levels (Go's limit) fit the
+  // main thread's stack as well as a worker's bigger one (a recursive reader ran out near 6000).
+  type Open = { members: Array<readonly [string, JsonValue]>; key: string; items?: undefined } | { items: JsonValue[]; members?: undefined };
+  const open: Open[] = [];
+  const key = (): string => {
     skipWs();
-    const c = bytes[i];
-    switch (c) {
-      case 0x7b: {
-        i++;
-        const members: Array<readonly [string, JsonValue]> = [];
-        skipWs();
-        if (bytes[i] === 0x7d) {
+    if (bytes[i] !== 0x22) fail('expected a string key');
+    const k = string();
+    skipWs();
+    if (bytes[i] !== 0x3a) fail("expected ':'");
+    i++;
+    return k;
+  };
+  const value = (): JsonValue => {
+    for (;;) {
+      // A value at the depth of the containers open.
+      if (open.length > MAX_DEPTH) fail('exceeded max depth');
+      skipWs();
+      const c = bytes[i];
+      let v: JsonValue;
+      switch (c) {
+        case 0x7b:
           i++;
-          return { t: 'object', members };
-        }
-        for (;;) {
           skipWs();
-          if (bytes[i] !== 0x22) fail('expected a string key');
-          const key = string();
-          skipWs();
-          if (bytes[i] !== 0x3a) fail("expected ':'");
-          i++;
-          members.push([key, value(depth + 1)]);
-          skipWs();
-          if (bytes[i] === 0x2c) {
-            i++;
+          if (bytes[i] !== 0x7d) {
+            open.push({ members: [], key: key() });
             continue;
           }
-          if (bytes[i] === 0x7d) {
-            i++;
-            return { t: 'object', members };
-          }
-          fail("expected ',' or '}'");
-        }
-      }
-      // eslint-disable-next-line no-fallthrough
-      case 0x5b: {
-        i++;
-        const items: JsonValue[] = [];
-        skipWs();
-        if (bytes[i] === 0x5d) {
           i++;
-          return { t: 'array', items };
-        }
-        for (;;) {
-          items.push(value(depth + 1));
+          v = { t: 'object', members: [] };
+          break;
+        case 0x5b:
+          i++;
           skipWs();
-          if (bytes[i] === 0x2c) {
-            i++;
+          if (bytes[i] !== 0x5d) {
+            open.push({ items: [] });
             continue;
           }
-          if (bytes[i] === 0x5d) {
-            i++;
-            return { t: 'array', items };
-          }
-          fail("expected ',' or ']'");
-        }
+          i++;
+          v = { t: 'array', items: [] };
+          break;
+        case 0x22:
+          v = { t: 'string', v: string() };
+          break;
+        case 0x74:
+          literal('true');
+          v = { t: 'bool', v: true };
+          break;
+        case 0x66:
+          literal('false');
+          v = { t: 'bool', v: false };
+          break;
+        case 0x6e:
+          literal('null');
+          v = { t: 'null' };
+          break;
+        default:
+          if (c === 0x2d || (c !== undefined && c >= 48 && c <= 57)) v = { t: 'number', raw: number() };
+          else return fail(c === undefined ? 'unexpected end of JSON input' : 'invalid character');
       }
-      // eslint-disable-next-line no-fallthrough
-      case 0x22:
-        return { t: 'string', v: string() };
-      case 0x74:
-        literal('true');
-        return { t: 'bool', v: true };
-      case 0x66:
-        literal('false');
-        return { t: 'bool', v: false };
-      case 0x6e:
-        literal('null');
-        return { t: 'null' };
-      default:
-        if (c === 0x2d || (c !== undefined && c >= 48 && c <= 57)) return { t: 'number', raw: number() };
-        return fail(c === undefined ? 'unexpected end of JSON input' : 'invalid character');
+      // Into the containers that hold it, closing those that end here.
+      for (;;) {
+        const top = open[open.length - 1];
+        if (top === undefined) return v;
+        if (top.members !== undefined) top.members.push([top.key, v]);
+        else top.items.push(v);
+        skipWs();
+        if (bytes[i] === 0x2c) {
+          i++;
+          if (top.members !== undefined) top.key = key();
+          break;
+        }
+        if (bytes[i] === (top.members !== undefined ? 0x7d : 0x5d)) {
+          i++;
+          open.pop();
+          v = top.members !== undefined ? { t: 'object', members: top.members } : { t: 'array', items: top.items };
+          continue;
+        }
+        fail(top.members !== undefined ? "expected ',' or '}'" : "expected ',' or ']'");
+      }
     }
   };
-  const v = value(0);
+  const v = value();
   skipWs();
   if (i < n) fail('invalid character after top-level value');
   return v;
@@ -432,7 +441,8 @@ export function parsePlainJson(input: Uint8Array, known: ReadonlyMap<string, str
   const bytes = (Buffer.isBuffer(input) ? input : Buffer.from(input.buffer, input.byteOffset, input.byteLength)) as Latin1;
   if (!isAscii(bytes) || bytes.indexOf(0x5c) !== -1) return undefined;
   const n = bytes.length;
-  const objects: Array<Set<string>> = [];
+  // The known keys seen in each open object, made when the first is met (most objects have none or few).
+  const objects: Array<string[] | undefined> = [];
   let depth = 0;
   // Between strings: braces open and close objects; numbers must be plain integers.
   const structure = (from: number, to: number): boolean => {
@@ -451,7 +461,7 @@ export function parsePlainJson(input: Uint8Array, known: ReadonlyMap<string, str
       digits = 0;
       if (c === 0x2e) return false;
       if (c === 0x7b) {
-        objects.push(new Set());
+        objects.push(undefined);
         if (++depth > 1000) return false;
       } else if (c === 0x5b) {
         // Deep nesting: Go's depth limit and the stack are the exact path's business.
@@ -478,9 +488,11 @@ export function parsePlainJson(input: Uint8Array, known: ReadonlyMap<string, str
     const key = bytes.latin1Slice(open + 1, close);
     const exact = known.get(key.toLowerCase());
     if (exact === undefined) continue;
+    if (exact !== key || objects.length === 0) return undefined;
     const members = objects[objects.length - 1];
-    if (exact !== key || members === undefined || members.has(key)) return undefined;
-    members.add(key);
+    if (members === undefined) objects[objects.length - 1] = [key];
+    else if (members.includes(key)) return undefined;
+    else members.push(key);
   }
   const text = bytes.latin1Slice(0, n);
   try {

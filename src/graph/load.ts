@@ -2,10 +2,11 @@ import { posix } from 'node:path';
 import { errnoCode } from '../model/errors.js';
 import type { Digest, RepositoryName } from '../model/names.js';
 import { isDigest } from '../model/names.js';
-import type { StorageFs } from '../storage/fs.js';
-import { EMPTY_LINK, readLink } from '../storage/links.js';
-import type { Layout } from '../storage/paths.js';
+import { lstatMany, readPlainMany, type FileStats, type PlainRead, type StorageFs } from '../storage/fs.js';
+import { EMPTY_LINK, readLink, readLinks, type LinkRead } from '../storage/links.js';
+import { DATA, type Layout } from '../storage/paths.js';
 import type { WarningCode, WarningSink } from '../storage/warnings.js';
+import { walkRepositories, type RepositoryRecord, type WalkOptions } from '../storage/walk.js';
 import { limiter, mapLimit, type Limiter } from '../util/limit.js';
 import { DigestMarks, DigestTable } from './digest-table.js';
 import { parseManifest, type ManifestRefs } from './manifest.js';
@@ -89,7 +90,7 @@ const LEAF: Linked = Object.freeze({ ok: true, children: NONE, subject: undefine
  * string array per manifest.
  */
 export class ManifestCache {
-  private readonly entries = new Map<Digest, Promise<Stored | Linked | Failed>>();
+  private readonly entries = new Map<Digest, Promise<unknown>>();
   private readonly done = new Map<Digest, Stored | Linked | Failed>();
   private readonly interned = new Map<string, Digest>();
   private readonly mediaTypes = new Map<string, string>();
@@ -169,6 +170,22 @@ export class ManifestCache {
     };
   }
 
+  /** store() for a manifest the manifest thread read: blob digests as one string of hex. */
+  private storeCompact([kind, mediaType, size, blobsHex, children, subject, foreign]: ThreadManifest): Stored | Linked {
+    const refs = { kind, mediaType, blobs: [] as Digest[], children, subject: subject ?? undefined, ...(foreign === null ? {} : { foreign }) };
+    if (this.digests === undefined) return this.store(refs, size);
+    const count = blobsHex.length / 64;
+    const stored = this.store(refs, size) as Stored;
+    const blobStart = this.arenaUsed;
+    if (blobStart + count > this.arena.length) {
+      const grown = new Uint32Array(Math.max(this.arena.length * 2, blobStart + count));
+      grown.set(this.arena);
+      this.arena = grown;
+    }
+    for (let k = 0; k < count; k++) this.arena[this.arenaUsed++] = this.digests.idHex(blobsHex, 64 * k);
+    return { ...stored, blobStart, blobCount: count };
+  }
+
   private materialize(e: Stored | Failed): ManifestEntry {
     if (!e.ok) return e;
     const blobs: Digest[] = [];
@@ -189,14 +206,13 @@ export class ManifestCache {
    * fails other than ENOENT, makes the entry not understood.
    */
   private async notPlain(path: string, missing: string): Promise<Failed | undefined> {
+    let st: FileStats | Error;
     try {
-      const st = await this.fs.lstat(path);
-      if (st.isSymbolicLink()) return { ok: false, missing: false, code: 'symlink', path, problem: `symbolic link at ${path}; not followed` };
-      return undefined;
+      st = await this.fs.lstat(path);
     } catch (err) {
-      if (errnoCode(err) === 'ENOENT') return { ok: false, missing: true, problem: missing };
-      return { ok: false, missing: false, code: 'unreadable', path, problem: `cannot stat ${path}: ${(err as Error).message}` };
+      st = err as Error;
     }
+    return plainDir(st, path, missing);
   }
 
   private checkDir(path: string): Promise<Failed | undefined> {
@@ -213,59 +229,110 @@ export class ManifestCache {
   }
 
   load(digest: Digest): Promise<ManifestEntry> {
-    return this.fetch(digest).then(() => this.peek(digest) as ManifestEntry);
+    return this.fetch([digest]).then(() => this.peek(digest) as ManifestEntry);
   }
 
-  /** Reads `digest` into the cache (once); resolves when it is there. */
-  private fetch(digest: Digest): Promise<unknown> {
-    if (this.done.has(digest)) return Promise.resolve();
-    const cached = this.entries.get(digest);
-    if (cached !== undefined) return cached;
-    const path = this.lay.blobData(digest);
-    const blobDir = posix.dirname(path);
-    const shard = posix.dirname(blobDir);
-    const p = this.io.run(async (): Promise<Stored | Linked | Failed> => {
-      let bytes: Uint8Array;
-      let size: number;
-      try {
-        for (const dir of [posix.dirname(posix.dirname(shard)), posix.dirname(shard), shard]) {
-          const bad = await this.checkDir(dir);
-          if (bad !== undefined) return bad;
-        }
-        const bad = await this.notPlain(blobDir, 'manifest blob is missing');
-        if (bad !== undefined) return bad;
-        const st = await this.fs.lstat(path);
-        if (st.isSymbolicLink()) return { ok: false, missing: false, code: 'symlink', path, problem: `symbolic link at ${path}; not followed` };
-        // The size from the inode: the text is decoded, its length is not the byte count. Blobs never change.
-        size = st.size;
-        // Bytes, not text: Go reads invalid UTF-8 its own way (see gojson.ts).
-        bytes = await this.fs.readFile(path);
-      } catch (err) {
-        const missing = errnoCode(err) === 'ENOENT';
-        return missing
-          ? { ok: false, missing, problem: 'manifest blob is missing' }
-          : { ok: false, missing, code: 'unreadable', path, problem: `cannot read manifest blob: ${(err as Error).message}` };
-      } finally {
-        this.reads++;
+  /** Reads `digests` into the cache (each once, in one batch of reads); resolves when they are there. */
+  private fetch(digests: readonly Digest[]): Promise<unknown> {
+    const waits: Array<Promise<unknown>> = [];
+    const todo: Digest[] = [];
+    const mine = new Set<Digest>();
+    for (const digest of digests) {
+      if (this.done.has(digest) || mine.has(digest)) continue;
+      const inFlight = this.entries.get(digest);
+      if (inFlight !== undefined) waits.push(inFlight);
+      else {
+        const key = this.intern(digest);
+        todo.push(key);
+        mine.add(key);
       }
-      const parsed = parseManifest(bytes);
-      return parsed.ok ? this.store(parsed.refs, size) : { ok: false, missing: false, problem: parsed.problem, ...(parsed.refused === true ? { refused: true } : {}) };
+    }
+    if (todo.length > 0) {
+      const p = this.io.run(() => this.readMany(todo)).then(
+        (entries) => {
+          todo.forEach((key, i) => this.done.set(key, entries[i] as Stored | Linked | Failed));
+          // Only in-flight loads are kept as promises; done ones live in `done`.
+          for (const key of todo) this.entries.delete(key);
+        },
+        (err: unknown) => {
+          for (const key of todo) this.entries.delete(key);
+          throw err;
+        },
+      );
+      for (const key of todo) this.entries.set(key, p);
+      waits.push(p);
+    }
+    return Promise.all(waits);
+  }
+
+  /**
+   * Reads manifest blobs, without following a symbolic link anywhere below the root: the blob
+   * store's directories down to each shard are checked once each, each blob dir by lstat, and
+   * `data` is read by readPlain (a link there is not followed). What is not a readable regular
+   * file is a Failed entry, not an error.
+   */
+  private async readMany(digests: readonly Digest[]): Promise<Array<Stored | Linked | Failed>> {
+    // Filled, not sparse: flatMap below skips holes.
+    const out = new Array<Stored | Linked | Failed | undefined>(digests.length).fill(undefined);
+    // The store's directories above the blob dirs: blobs, blobs/sha256, the shard (each
+    // <blobs>/sha256/<xx>/<hex>/data), each checked once per run.
+    const blobDirs = digests.map((d) => this.lay.blob(d));
+    const shards = new Map<string, Failed | undefined>();
+    for (const dir of blobDirs) shards.set(posix.dirname(dir), undefined);
+    for (const shard of shards.keys()) {
+      for (const dir of [posix.dirname(posix.dirname(shard)), posix.dirname(shard), shard]) {
+        const bad = await this.checkDir(dir);
+        if (bad === undefined) continue;
+        shards.set(shard, bad);
+        break;
+      }
+    }
+    blobDirs.forEach((dir, i) => {
+      const bad = shards.get(posix.dirname(dir));
+      if (bad !== undefined) out[i] = bad;
     });
-    const key = this.intern(digest);
-    const tracked = p.then((e) => {
-      this.done.set(key, e);
-      // Only in-flight loads are kept as promises; done ones live in `done`.
-      this.entries.delete(key);
-      return e;
+    const left = out.flatMap((e, i) => (e === undefined ? [i] : []));
+    this.reads += digests.length;
+    const thread = manifestThreads.get(this.fs);
+    // Read and parsed in the manifest thread; only the references come back. A thread that fails
+    // (its heap limit, on a manifest of tens of MB) leaves the batch to be read here, the same way.
+    const got = thread === undefined ? undefined : await thread.read(left.map((i) => blobDirs[i] as string)).catch(() => undefined);
+    if (got !== undefined) {
+      left.forEach((i, j) => {
+        const r = got[j] as Failed | ThreadManifest;
+        out[i] = Array.isArray(r) ? this.storeCompact(r) : r;
+      });
+      return out as Array<Stored | Linked | Failed>;
+    }
+    const dirs = await lstatMany(
+      this.fs,
+      left.map((i) => blobDirs[i] as string),
+    );
+    const readable = left.filter((_, j) => plainDir(dirs[j] as FileStats | Error, '', '') === undefined);
+    // Bytes, not text: Go reads invalid UTF-8 its own way (see gojson.ts).
+    const reads = await readPlainMany(
+      this.fs,
+      readable.map((i) => `${blobDirs[i] as string}/${DATA}`),
+      { limit: Infinity, text: false },
+    );
+    const readOf = new Map(readable.map((i, k) => [i, reads[k] as PlainRead<Uint8Array> | Error]));
+    left.forEach((i, j) => {
+      const r = manifestOfBlob(blobDirs[i] as string, dirs[j] as FileStats | Error, readOf.get(i));
+      out[i] = r.ok ? this.store(r.refs, r.size) : r;
     });
-    this.entries.set(key, tracked);
-    return tracked;
+    return out as Array<Stored | Linked | Failed>;
   }
 
   /** The entry if already loaded (synchronous, for the pure reachability code). */
   peek(digest: Digest): ManifestEntry | undefined {
     const e = this.done.get(digest);
     return e === undefined ? undefined : this.materialize(this.full(e));
+  }
+
+  /** Why a loaded manifest could not be read or understood; undefined when it was (or is not loaded). No copy of its references is made. */
+  failure(digest: Digest): Failed | undefined {
+    const e = this.done.get(digest);
+    return e === undefined || e.ok ? undefined : e;
   }
 
   /** What a loaded manifest references (built on each call: prefer children, subject, mark). */
@@ -316,11 +383,76 @@ export class ManifestCache {
       const next: Digest[] = [];
       const batch = frontier.filter((d) => !seen.has(d));
       for (const d of batch) seen.add(d);
-      await mapLimit(batch, 16, (d) => this.fetch(d));
+      // Batches of a few hundred: one message each to the reader thread, the next read while this one is parsed.
+      const chunks: Digest[][] = [];
+      for (let i = 0; i < batch.length; i += FETCH_BATCH) chunks.push(batch.slice(i, i + FETCH_BATCH));
+      await Promise.all(chunks.map((c) => this.fetch(c)));
       for (const d of batch) next.push(...this.children(d));
       frontier = next;
     }
   }
+}
+
+/**
+ * A manifest blob as the manifest thread sends it back: kind, media type, size, the blobs it
+ * references as one string of their hex (64 characters each, in order), children, subject, foreign.
+ */
+export type ThreadManifest = [ManifestRefs['kind'], string, number, string, Digest[], Digest | null, Digest[] | null];
+
+/** Reads and parses manifest blobs elsewhere (src/storage/manifest-reader.ts: a thread), given their blob dirs. */
+export interface ManifestReads {
+  read(blobDirs: readonly string[]): Promise<Array<Failed | ThreadManifest>>;
+}
+
+const manifestThreads = new WeakMap<StorageFs, ManifestReads>();
+
+/** Makes manifest caches on `fs` read and parse manifests with `reads` (for the program's main). */
+export function readManifestsWith(fs: StorageFs, reads: ManifestReads | undefined): StorageFs {
+  if (reads !== undefined) manifestThreads.set(fs, reads);
+  return fs;
+}
+
+/**
+ * What a manifest blob is, from the lstat of its directory and the read of its `data` (none when
+ * the directory is not one to read through): its references and size, or why not. Pure: the
+ * manifest thread runs it too.
+ */
+export function manifestOfBlob(blobDir: string, dir: FileStats | Error, read: PlainRead<Uint8Array> | Error | undefined): Failed | { ok: true; refs: ManifestRefs; size: number } {
+  const bad = plainDir(dir, blobDir, 'manifest blob is missing');
+  if (bad !== undefined) return bad;
+  const path = `${blobDir}/${DATA}`;
+  if (read === undefined) return { ok: false, missing: false, code: 'unreadable', path, problem: 'cannot read manifest blob: not read' };
+  let problem: Error | undefined;
+  if (read instanceof Error) problem = read;
+  else if (read.stats.isSymbolicLink()) return { ok: false, missing: false, code: 'symlink', path, problem: `symbolic link at ${path}; not followed` };
+  else if (read.error !== undefined) problem = read.error;
+  else if (read.data === undefined) {
+    // A directory, a FIFO: what reading it by path would have refused.
+    problem = read.stats.isDirectory()
+      ? Object.assign(new Error('EISDIR: illegal operation on a directory, read'), { code: 'EISDIR' })
+      : Object.assign(new Error(`not a regular file: ${path}`), { code: 'EINVAL' });
+  }
+  if (problem !== undefined || read instanceof Error || read.data === undefined) {
+    return errnoCode(problem) === 'ENOENT'
+      ? { ok: false, missing: true, problem: 'manifest blob is missing' }
+      : { ok: false, missing: false, code: 'unreadable', path, problem: `cannot read manifest blob: ${(problem as Error).message}` };
+  }
+  const parsed = parseManifest(read.data);
+  // The size from the inode. Blobs never change.
+  return parsed.ok ? { ok: true, refs: parsed.refs, size: read.stats.size } : { ok: false, missing: false, problem: parsed.problem, ...(parsed.refused === true ? { refused: true } : {}) };
+}
+
+/** Manifests read in one batch of calls. */
+const FETCH_BATCH = 256;
+
+/** A directory on the way to a manifest blob, by its lstat: a symlink, or an lstat that fails other than ENOENT, makes the entry not understood. */
+function plainDir(st: FileStats | Error, path: string, missing: string): Failed | undefined {
+  if (st instanceof Error) {
+    if (errnoCode(st) === 'ENOENT') return { ok: false, missing: true, problem: missing };
+    return { ok: false, missing: false, code: 'unreadable', path, problem: `cannot stat ${path}: ${st.message}` };
+  }
+  if (st.isSymbolicLink()) return { ok: false, missing: false, code: 'symlink', path, problem: `symbolic link at ${path}; not followed` };
+  return undefined;
 }
 
 function linked(children: readonly Digest[], subject: Digest | undefined): Linked {
@@ -360,8 +492,12 @@ async function listDigestDirs(
   const digests: Digest[] = [];
   let problem: string | undefined;
   for (const e of entries) {
-    const path = posix.join(dir, e.name);
     const d = `sha256:${e.name}`;
+    if (e.isDirectory() && isDigest(d)) {
+      digests.push(d);
+      continue;
+    }
+    const path = posix.join(dir, e.name);
     if (e.isSymbolicLink()) {
       warn({ code: 'symlink', path, message: 'symbolic link; not followed' });
       problem = `symbolic link at ${path}`;
@@ -403,17 +539,15 @@ export function repoView(cache: ManifestCache, revisions: Iterable<Digest>): Rep
   return { children: (d) => cache.children(d), referrers: (d) => referrers.get(d) ?? [] };
 }
 
-/**
- * Reads every repository's revisions and the manifests behind them. `extra`
- * gives further digests per repository that must be loaded (tag targets that
- * may lack a revision link).
- */
-export async function loadRepoManifests(
-  fs: StorageFs,
-  lay: Layout,
-  repositories: ReadonlyMap<RepositoryName, Iterable<Digest>>,
-  options: LoadGraphOptions = {},
-): Promise<{ repos: Map<RepositoryName, RepoManifests>; cache: ManifestCache }> {
+/** Reads repositories' revisions and the manifests behind them, one repository at a time, as they are found. */
+export interface RepoManifestLoader {
+  /** Reads `repository`; `tagDigests` are further digests that must be loaded (tag targets that may lack a revision link). */
+  load(repository: RepositoryName, tagDigests: Iterable<Digest>): Promise<void>;
+  /** What was read, by repository name (sorted). */
+  result(): { repos: Map<RepositoryName, RepoManifests>; cache: ManifestCache };
+}
+
+export function repoManifestLoader(fs: StorageFs, lay: Layout, options: LoadGraphOptions = {}): RepoManifestLoader {
   const io = limiter(options.concurrency ?? 64);
   const warn: WarningSink = options.onWarning ?? (() => {});
   const cache = options.cache ?? new ManifestCache(fs, lay, io);
@@ -425,10 +559,7 @@ export async function loadRepoManifests(
   };
   const repos = new Map<RepositoryName, RepoManifests>();
   const warned = new Set<Digest>();
-  await mapLimit(
-    [...repositories],
-    4,
-    async ([repository, tagDigests]) => {
+  const load = async (repository: RepositoryName, tagDigests: Iterable<Digest>): Promise<void> => {
       const revisionsDir = lay.revisions(repository);
       const listed = await listDigestDirs(fs, io, revisionsDir, warn, [posix.dirname(revisionsDir), revisionsDir]);
       // garbage-collect reads each revision's link with digest.Parse and aborts on
@@ -437,8 +568,8 @@ export async function loadRepoManifests(
       const leftovers: Digest[] = [];
       let opaque = listed.problem;
       let marksUnknown = listed.problem;
-      const readRevisionLink = async (d: Digest) => {
-        let link = await io.run(() => readLink(fs, lay.revisionLink(repository, d)));
+      const readRevisionLink = async (d: Digest, first: LinkRead) => {
+        let link = first;
         // Every manifest PUT rewrites the revision link (truncate, then write): one caught
         // empty during a push is usually whole a moment later.
         for (let attempt = 0; !link.ok && link.warning.message === EMPTY_LINK && attempt < 5; attempt++) {
@@ -447,7 +578,15 @@ export async function loadRepoManifests(
         }
         return link;
       };
-      const links = await mapLimit(listed.digests, 16, readRevisionLink);
+      const links: LinkRead[] = [];
+      for (let i = 0; i < listed.digests.length; i += FETCH_BATCH) {
+        const chunk = listed.digests.slice(i, i + FETCH_BATCH);
+        const read = await io.run(() => readLinks(fs, chunk.map((d) => lay.revisionLink(repository, d))));
+        for (let j = 0; j < chunk.length; j++) {
+          const link = read[j] as LinkRead;
+          links.push(!link.ok && link.warning.message === EMPTY_LINK ? await readRevisionLink(chunk[j] as Digest, link) : link);
+        }
+      }
       listed.digests.forEach((d, i) => {
         const link = links[i] as Awaited<ReturnType<typeof readLink>>;
         if (!link.ok && link.warning.code === 'missing-link') {
@@ -470,8 +609,8 @@ export async function loadRepoManifests(
       await cache.loadClosure([...revisions, ...tagDigests]);
       progress();
       for (const d of revisions) {
-        const e = cache.peek(d);
-        if (e === undefined || e.ok) continue;
+        const e = cache.failure(d);
+        if (e === undefined) continue;
         opaque ??= `manifest ${d}: ${e.problem}`;
         if (!e.missing) marksUnknown ??= opaque;
         if (!warned.has(d)) {
@@ -486,8 +625,45 @@ export async function loadRepoManifests(
       let linkedLayers: Digest[] = [];
       if (marksUnknown !== undefined) linkedLayers = (await listDigestDirs(fs, io, lay.layers(repository), warn)).digests;
       repos.set(repository, { repository, revisions, leftovers, opaque, marksUnknown, linkedLayers });
+  };
+  return {
+    load,
+    result: () => {
+      options.onProgress?.({ manifests: cache.reads });
+      const sorted = new Map([...repos].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+      return { repos: sorted, cache };
     },
-  );
-  options.onProgress?.({ manifests: cache.reads });
-  return { repos, cache };
+  };
+}
+
+/**
+ * Reads every repository's revisions and the manifests behind them. `extra`
+ * gives further digests per repository that must be loaded (tag targets that
+ * may lack a revision link).
+ */
+export async function loadRepoManifests(
+  fs: StorageFs,
+  lay: Layout,
+  repositories: ReadonlyMap<RepositoryName, Iterable<Digest>>,
+  options: LoadGraphOptions = {},
+): Promise<{ repos: Map<RepositoryName, RepoManifests>; cache: ManifestCache }> {
+  const loader = repoManifestLoader(fs, lay, options);
+  await mapLimit([...repositories], 4, ([repository, tagDigests]) => loader.load(repository, tagDigests));
+  return loader.result();
+}
+
+/**
+ * walkRepositories and loadRepoManifests, overlapped: each repository's manifests are read as
+ * soon as its tags are, while the walk goes on (on the real disk the reads run in a thread, and
+ * this thread parses meanwhile).
+ */
+export async function walkAndLoad(
+  fs: StorageFs,
+  lay: Layout,
+  walk: WalkOptions,
+  load: LoadGraphOptions,
+): Promise<{ records: RepositoryRecord[]; repos: Map<RepositoryName, RepoManifests>; cache: ManifestCache }> {
+  const loader = repoManifestLoader(fs, lay, load);
+  const records = await walkRepositories(fs, lay, { ...walk, onRepository: (r) => loader.load(r.name, r.tags.map((t) => t.digest)) });
+  return { records, ...loader.result() };
 }

@@ -1,6 +1,6 @@
 import { sweepableBlobs, totalBlobSizes } from '../graph/blobs.js';
 import { DigestMarks } from '../graph/digest-table.js';
-import { ManifestCache, loadRepoManifests, repoView, type RepoManifests } from '../graph/load.js';
+import { ManifestCache, repoView, walkAndLoad, type RepoManifests } from '../graph/load.js';
 import { limiter } from '../util/limit.js';
 import { signatureSubject } from '../graph/manifest.js';
 import { keptClosure } from '../graph/reach.js';
@@ -10,7 +10,7 @@ import type { Selection, TagDecision, TagFacts } from '../policy/select.js';
 import type { StorageFs } from '../storage/fs.js';
 import type { Layout } from '../storage/paths.js';
 import { readJournal } from '../storage/journal.js';
-import { walkRepositories, type RepositoryRecord } from '../storage/walk.js';
+import type { RepositoryRecord } from '../storage/walk.js';
 import type { StorageWarning } from '../storage/warnings.js';
 import { PLAN_VERSION, type BlobSize, type BlockedRepository, type Plan, type PlannedManifest, type PlannedTag } from './plan.js';
 
@@ -97,17 +97,16 @@ export async function buildPlan(input: BuildPlanInput): Promise<Plan> {
     input.onWarning?.(w);
   };
   const cache = input.cache ?? new ManifestCache(fs, lay, limiter(input.concurrency ?? 64));
-  const records = await walkRepositories(fs, lay, {
-    intern: (d) => cache.intern(d),
-    onWarning: warn,
-    onProgress: (p) => input.onProgress?.({ phase: 'tags', done: p.tags }),
-    ...(input.concurrency === undefined ? {} : { concurrency: input.concurrency }),
-  });
-  const byName = new Map<RepositoryName, RepositoryRecord>(records.map((r) => [r.name, r]));
-  const { repos } = await loadRepoManifests(
+  // Each repository's manifests are read as soon as its tags are.
+  const { records, repos } = await walkAndLoad(
     fs,
     lay,
-    new Map(records.map((r) => [r.name, r.tags.map((t) => t.digest)])),
+    {
+      intern: (d) => cache.intern(d),
+      onWarning: warn,
+      onProgress: (p) => input.onProgress?.({ phase: 'tags', done: p.tags }),
+      ...(input.concurrency === undefined ? {} : { concurrency: input.concurrency }),
+    },
     {
       onWarning: warn,
       onProgress: (p) => input.onProgress?.({ phase: 'manifests', done: p.manifests }),
@@ -115,6 +114,7 @@ export async function buildPlan(input: BuildPlanInput): Promise<Plan> {
       ...(input.concurrency === undefined ? {} : { concurrency: input.concurrency }),
     },
   );
+  const byName = new Map<RepositoryName, RepositoryRecord>(records.map((r) => [r.name, r]));
 
   // Manifests an interrupted run set out to unlink: finished now, if still unreachable.
   const pending = new Map<RepositoryName, Set<Digest>>();
@@ -253,23 +253,26 @@ export async function buildPlan(input: BuildPlanInput): Promise<Plan> {
     for (const id of freedCandidates.minus(after)) yield cache.table.digest(id);
   })();
   const reclaimable: BlobSize[] | undefined = input.listBlobs === true ? [] : undefined;
-  const { bytes: reclaimableBytes, blobs: reclaimableBlobs, looked } = await totalBlobSizes(fs, lay, freed, (d) => cache.size(d), 16, (digest, size) =>
-    reclaimable?.push({ digest, size }),
-  );
-  input.onProgress?.({ phase: 'blobs', done: looked });
-  // What garbage-collect sweeps already: blobs in the store no revision marks
-  // now (2.8 marks from revisions only, never from _layers).
   const unreferenced: BlobSize[] | undefined = input.listBlobs === true ? [] : undefined;
-  const swept = await sweepableBlobs(
-    fs,
-    lay,
-    (d) => {
-      const id = cache.table.find(d);
-      return id >= 0 && (after.has(id) || freedCandidates.has(id));
-    },
-    warn,
-    (digest, size) => unreferenced?.push({ digest, size }),
-  );
+  // Both at once: their reads overlap with each other's work.
+  const [{ bytes: reclaimableBytes, blobs: reclaimableBlobs }, swept] = await Promise.all([
+    totalBlobSizes(fs, lay, freed, (d) => cache.size(d), 1024, (digest, size) => reclaimable?.push({ digest, size })).then((r) => {
+      input.onProgress?.({ phase: 'blobs', done: r.looked });
+      return r;
+    }),
+    // What garbage-collect sweeps already: blobs in the store no revision marks
+    // now (2.8 marks from revisions only, never from _layers).
+    sweepableBlobs(
+      fs,
+      lay,
+      (hex) => {
+        const id = cache.table.findHex(hex);
+        return id === -2 ? undefined : id >= 0 && (after.has(id) || freedCandidates.has(id));
+      },
+      warn,
+      (digest, size) => unreferenced?.push({ digest, size }),
+    ),
+  ]);
   const byDigest = (a: BlobSize, b: BlobSize) => (a.digest < b.digest ? -1 : a.digest > b.digest ? 1 : 0);
 
   const missing = selection.missing.map(formatTagRef);

@@ -1,6 +1,7 @@
-import { renameSync as nodeRenameSync } from 'node:fs';
+import { constants as nodeConstants, renameSync as nodeRenameSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { reassertHeapFlags } from '../util/heap.js';
+import { mapLimit } from '../util/limit.js';
 
 /**
  * The filesystem regprune needs: a small subset of `node:fs`, so that
@@ -55,6 +56,25 @@ export interface RawFs {
 
 export const RAW: unique symbol = Symbol('regprune.rawfs');
 
+/** What readPlain found: the entry's stats as lstat gives them and, for a regular file, its content. */
+export interface PlainRead<T extends string | Uint8Array = string | Uint8Array> {
+  readonly stats: FileStats;
+  /**
+   * The content: only for a regular file of at most `limit` bytes (by its stats). It may be
+   * longer than `limit` if the file grew meanwhile (at most `limit` + 1 bytes are read then).
+   */
+  readonly data?: T;
+  /** Why a regular file of at most `limit` bytes could not be read (EACCES, EIO): stats were taken. */
+  readonly error?: Error;
+}
+
+export interface ReadPlainOptions {
+  /** Larger files are not read (Infinity: any size). */
+  readonly limit: number;
+  /** UTF-8 text (bytes that are not become U+FFFD) instead of bytes. */
+  readonly text: boolean;
+}
+
 export interface StorageFs {
   readdir(path: string, options: { withFileTypes: true }): Promise<DirEntry[]>;
   lstat(path: string): Promise<FileStats>;
@@ -64,6 +84,16 @@ export interface StorageFs {
    * hundreds of thousands of small files a plan reads: no Buffer per file.
    */
   readText(path: string): Promise<string>;
+  /**
+   * lstat and read in one, for the small files a plan reads by the hundred thousand (links,
+   * manifests): a symbolic link is never followed (its lstat is returned, nothing read), a
+   * directory or anything else not a regular file is not read. On the real disk this is
+   * open(O_NOFOLLOW | O_NONBLOCK), fstat and read on the one descriptor: one path lookup
+   * instead of two, and no window between the stat and the read. ENOENT (and any error of the
+   * lstat) is thrown.
+   */
+  readPlain(path: string, options: ReadPlainOptions & { text: true }): Promise<PlainRead<string>>;
+  readPlain(path: string, options: ReadPlainOptions & { text: false }): Promise<PlainRead<Uint8Array>>;
   /** The text of a symbolic link (never followed). */
   readlink(path: string): Promise<string>;
   /** Only for the root the user gives: symlinks inside the tree are never followed. */
@@ -81,6 +111,140 @@ function exactSeconds(d: Date): number {
   return d.getTime() / 1000 + 5e-7;
 }
 
+/** A StorageFs without its mutating calls. */
+export type StorageReads = Omit<StorageFs, typeof RAW>;
+
+/** The calls of node:fs (or memfs) that readPlainSync makes. */
+interface PlainSyncFs {
+  openSync(path: string, flags: number, mode: number): number;
+  fstatSync(fd: number): FileStats;
+  readSync(fd: number, buffer: Uint8Array, offset: number, length: number, position: null): number;
+  closeSync(fd: number): void;
+  lstatSync(path: string): FileStats;
+  readFileSync(path: string): Uint8Array;
+}
+
+/**
+ * readPlain with synchronous calls. `noFollow` is O_RDONLY | O_NOFOLLOW | O_NONBLOCK (O_NONBLOCK:
+ * opening a FIFO planted in the tree returns at once; it is then not read), or 0 where the module
+ * cannot be trusted with O_NOFOLLOW (memfs follows links whatever the flags): lstat, then read by
+ * path (memfs: a test's tree, nothing to race with). Also the body of the reader thread's call (src/storage/reader.ts), which gets its source
+ * text: it refers to nothing outside itself.
+ */
+export function readPlainSync(f: PlainSyncFs, path: string, limit: number, text: boolean, noFollow: number): PlainRead {
+  const decode = (b: Uint8Array) => (text ? Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('utf8') : b);
+  const byPath = (): PlainRead => {
+    const stats = f.lstatSync(path);
+    if (!stats.isFile() || stats.size > limit) return { stats };
+    try {
+      const bytes = f.readFileSync(path);
+      return { stats, data: decode(bytes.length > limit ? bytes.subarray(0, limit + 1) : bytes) };
+    } catch (error) {
+      return { stats, error: error as Error };
+    }
+  };
+  if (noFollow === 0) return byPath();
+  let fd: number;
+  try {
+    fd = f.openSync(path, noFollow, 0);
+  } catch (error) {
+    if ((error as { code?: unknown }).code === 'ENOENT') throw error;
+    // ELOOP (a symbolic link), ENXIO (a socket), EACCES: the stats are lstat's, and what the open
+    // said is the read's error. Never a read by path: it would follow a link swapped in meanwhile.
+    const stats = f.lstatSync(path);
+    if (!stats.isFile() || stats.size > limit) return { stats };
+    return { stats, error: error as Error };
+  }
+  try {
+    const stats = f.fstatSync(fd);
+    if (!stats.isFile() || stats.size > limit) return { stats };
+    let buf = Buffer.allocUnsafe(Math.min(stats.size, limit) + 1);
+    let n = 0;
+    try {
+      for (;;) {
+        if (n === buf.length) {
+          if (n > limit) break;
+          const grown = Buffer.allocUnsafe(Math.min(buf.length * 2, limit + 1));
+          buf.copy(grown, 0, 0, n);
+          buf = grown;
+        }
+        const got = f.readSync(fd, buf, n, buf.length - n, null);
+        if (got === 0) break;
+        n += got;
+      }
+    } catch (error) {
+      return { stats, error: error as Error };
+    }
+    return { stats, data: decode(buf.subarray(0, n)) };
+  } finally {
+    f.closeSync(fd);
+  }
+}
+
+/** Flags for readPlainSync on node:fs. */
+export const NO_FOLLOW_READ = nodeConstants.O_RDONLY | nodeConstants.O_NOFOLLOW | nodeConstants.O_NONBLOCK;
+
+/**
+ * Many reads in one call, for the sets a plan reads whole (a repository's tags and revisions, a
+ * batch of manifests, a shard of blobs): on the real disk a plain loop of system calls, or one
+ * message to the reader thread, instead of a promise per file. Each result is what the single call
+ * returns, or the error it throws. Only filesystems built here have them (registered below): a
+ * wrapper (a test's fault injection) gets the single calls, through its own methods.
+ */
+export interface BatchReads {
+  lstat(paths: readonly string[]): Promise<Array<FileStats | Error>>;
+  readPlain(paths: readonly string[], options: ReadPlainOptions): Promise<Array<PlainRead | Error>>;
+}
+
+const batchReads = new WeakMap<StorageFs, BatchReads>();
+
+function withBatchReads(fs: StorageFs, batch: BatchReads): StorageFs {
+  batchReads.set(fs, batch);
+  return fs;
+}
+
+/** `base` with its reads done elsewhere (src/storage/reader.ts: a reader thread); the mutating calls stay base's. */
+export function withReads(base: StorageFs, reads: StorageReads, batch: BatchReads): StorageFs {
+  return withBatchReads({ ...reads, [RAW]: base[RAW] }, batch);
+}
+
+const asError = (err: unknown): Error => (err instanceof Error ? err : new Error(String(err)));
+
+/** Single calls, a few at a time: a bucket's lstat may be a HEAD request. */
+const ONE_BY_ONE = 16;
+
+/** lstat of each path: its stats, or the error. */
+export function lstatMany(fs: StorageFs, paths: readonly string[]): Promise<Array<FileStats | Error>> {
+  const batch = batchReads.get(fs);
+  if (batch !== undefined) return batch.lstat(paths);
+  return mapLimit(paths, ONE_BY_ONE, (p) => fs.lstat(p).catch(asError));
+}
+
+/** readPlain of each path: what it read, or the error. */
+export function readPlainMany(fs: StorageFs, paths: readonly string[], options: ReadPlainOptions): Promise<Array<PlainRead | Error>> {
+  const batch = batchReads.get(fs);
+  if (batch !== undefined) return batch.readPlain(paths, options);
+  return mapLimit(paths, ONE_BY_ONE, (p) => (fs.readPlain(p, options as ReadPlainOptions & { text: true }) as Promise<PlainRead>).catch(asError));
+}
+
+/**
+ * readPlain for backends that only have lstat and a read by path (the bucket's view): the
+ * same answer, in two calls.
+ */
+export async function readPlainByPath(
+  fs: Pick<StorageFs, 'lstat' | 'readFile' | 'readText'>,
+  path: string,
+  options: ReadPlainOptions,
+): Promise<PlainRead> {
+  const stats = await fs.lstat(path);
+  if (!stats.isFile() || stats.size > options.limit) return { stats };
+  try {
+    return { stats, data: options.text ? await fs.readText(path) : await fs.readFile(path) };
+  } catch (error) {
+    return { stats, error: error as Error };
+  }
+}
+
 interface SyncFs {
   readdirSync(path: string, options: { withFileTypes: true }): Array<{ name: string | Uint8Array } & Omit<DirEntry, 'name'>>;
   lstatSync(path: string): FileStats;
@@ -94,6 +258,7 @@ interface SyncFs {
   futimesSync(fd: number, atime: number, mtime: number): void;
   fchownSync(fd: number, uid: number, gid: number): void;
   fstatSync(fd: number): FileStats;
+  readSync(fd: number, buffer: Uint8Array, offset: number, length: number, position: null): number;
   closeSync(fd: number): void;
   renameSync(from: string, to: string): void;
   rmSync(path: string, options: { recursive: boolean; force: boolean }): void;
@@ -171,7 +336,22 @@ export function storageFs(fsModule: unknown): StorageFs {
       }
     },
   };
-  return {
+  const lstatOne = (path: string): FileStats | Error => {
+    try {
+      return f.lstatSync(path);
+    } catch (err) {
+      return asError(err);
+    }
+  };
+  const noFollow = native ? NO_FOLLOW_READ : 0;
+  const readOne = (path: string, options: ReadPlainOptions): PlainRead | Error => {
+    try {
+      return readPlainSync(f, path, options.limit, options.text, noFollow);
+    } catch (err) {
+      return asError(err);
+    }
+  };
+  const fs: StorageFs = {
     readdir: async (path, options) =>
       f.readdirSync(path, options).map((e) =>
         typeof e.name === 'string'
@@ -186,10 +366,15 @@ export function storageFs(fsModule: unknown): StorageFs {
     lstat: async (path) => f.lstatSync(path),
     readFile: async (path) => f.readFileSync(path),
     readText: async (path) => String(f.readFileSync(path, 'utf8')),
+    readPlain: (async (path: string, options: ReadPlainOptions) => readPlainSync(f, path, options.limit, options.text, noFollow)) as StorageFs['readPlain'],
     readlink: async (path) => String(f.readlinkSync(path)),
     realpath: async (path) => String(f.realpathSync(path)),
     [RAW]: raw,
   };
+  return withBatchReads(fs, {
+    lstat: async (paths) => paths.map(lstatOne),
+    readPlain: async (paths, options) => paths.map((p) => readOne(p, options)),
+  });
 }
 
 /**

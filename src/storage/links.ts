@@ -1,7 +1,7 @@
 import type { Digest } from '../model/names.js';
 import { isDigest } from '../model/names.js';
 import { errnoCode } from '../model/errors.js';
-import type { StorageFs } from './fs.js';
+import { readPlainMany, type PlainRead, type StorageFs } from './fs.js';
 import type { StorageWarning } from './warnings.js';
 
 export type LinkRead =
@@ -32,36 +32,52 @@ export function linkProblem(text: string): string | undefined {
  * file's mtime (for a tag's current/link: when the tag was last pushed).
  */
 export async function readLink(fs: StorageFs, path: string): Promise<LinkRead> {
-  let mtimeMs: number;
+  let read: PlainRead<string> | Error;
   try {
-    const st = await fs.lstat(path);
-    if (st.isSymbolicLink()) {
-      return { ok: false, warning: { code: 'symlink', path, message: 'link file is a symbolic link; not followed' } };
-    }
-    if (!st.isFile()) {
-      return { ok: false, warning: { code: 'unexpected', path, message: 'link is not a regular file' } };
-    }
-    if (st.size > 256) {
-      return { ok: false, warning: { code: 'bad-link', path, message: `link file is ${st.size} bytes, expected 71` } };
-    }
-    mtimeMs = st.mtimeMs;
+    // One call: the stats as lstat gives them and the text, read from the file those stats are of.
+    read = await fs.readPlain(path, { limit: LINK_LIMIT, text: true });
   } catch (err) {
-    if (errnoCode(err) === 'ENOENT') {
+    read = err as Error;
+  }
+  return linkFrom(path, read);
+}
+
+/** readLink of many paths (a repository's tags or revisions): one batch of reads. In the order given. */
+export async function readLinks(fs: StorageFs, paths: readonly string[]): Promise<LinkRead[]> {
+  const reads = await readPlainMany(fs, paths, { limit: LINK_LIMIT, text: true });
+  return reads.map((r, i) => linkFrom(paths[i] as string, r as PlainRead<string> | Error));
+}
+
+/** The largest link file read: the registry writes 71 bytes. */
+const LINK_LIMIT = 256;
+
+/** What the read of a link file says. */
+function linkFrom(path: string, read: PlainRead<string> | Error): LinkRead {
+  if (read instanceof Error) {
+    if (errnoCode(read) === 'ENOENT') {
       return { ok: false, warning: { code: 'missing-link', path, message: 'link file is missing' } };
     }
-    return { ok: false, warning: { code: 'unreadable', path, message: `cannot stat link: ${(err as Error).message}` } };
+    return { ok: false, warning: { code: 'unreadable', path, message: `cannot stat link: ${read.message}` } };
   }
-  let text: string;
-  try {
-    text = await fs.readText(path);
-    if (text.length > 256) {
-      // Grown since the lstat: not a link the registry wrote.
-      return { ok: false, warning: { code: 'bad-link', path, message: `link file is over 256 bytes, expected 71` } };
-    }
-  } catch (err) {
-    return { ok: false, warning: { code: 'unreadable', path, message: `cannot read link: ${(err as Error).message}` } };
+  const st = read.stats;
+  if (st.isSymbolicLink()) {
+    return { ok: false, warning: { code: 'symlink', path, message: 'link file is a symbolic link; not followed' } };
+  }
+  if (!st.isFile()) {
+    return { ok: false, warning: { code: 'unexpected', path, message: 'link is not a regular file' } };
+  }
+  if (st.size > LINK_LIMIT) {
+    return { ok: false, warning: { code: 'bad-link', path, message: `link file is ${st.size} bytes, expected 71` } };
+  }
+  if (read.error !== undefined) {
+    return { ok: false, warning: { code: 'unreadable', path, message: `cannot read link: ${read.error.message}` } };
+  }
+  const text = read.data ?? '';
+  if (text.length > LINK_LIMIT) {
+    // Grown since the stat: not a link the registry wrote.
+    return { ok: false, warning: { code: 'bad-link', path, message: `link file is over 256 bytes, expected 71` } };
   }
   const problem = linkProblem(text);
   if (problem !== undefined) return { ok: false, warning: { code: 'bad-link', path, message: problem } };
-  return { ok: true, digest: text as Digest, mtimeMs };
+  return { ok: true, digest: text as Digest, mtimeMs: st.mtimeMs };
 }

@@ -38,7 +38,9 @@ export const STATE_DIR = '.regprune';
  * not needed; only a root of `/` needs care.
  */
 function join(first: string, ...rest: string[]): string {
-  return (first === '/' ? '' : first) + '/' + rest.join('/');
+  let path = first === '/' ? '' : first;
+  for (const part of rest) path += `/${part}`;
+  return path;
 }
 
 export interface Layout {

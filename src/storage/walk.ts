@@ -3,8 +3,8 @@ import { errnoCode } from '../model/errors.js';
 import type { Digest, RepositoryName, TagName } from '../model/names.js';
 import { isTagName, repositoryNameProblem } from '../model/names.js';
 import { limiter, mapLimit, type Limiter } from '../util/limit.js';
-import type { DirEntry, StorageFs } from './fs.js';
-import { readLink } from './links.js';
+import { lstatMany, type DirEntry, type FileStats, type StorageFs } from './fs.js';
+import { readLinks, type LinkRead } from './links.js';
 import { MANIFESTS, isRepositoryMarker, isReservedRepoChild, type Layout } from './paths.js';
 import type { WarningSink } from './warnings.js';
 
@@ -30,6 +30,12 @@ export interface WalkOptions {
   readonly onWarning?: WarningSink;
   readonly onProgress?: (progress: { repositories: number; tags: number }) => void;
   readonly concurrency?: number;
+  /**
+   * Called with each repository once its tags are read (and awaited, so the walk goes on at the
+   * pace of what it does): the plan reads the repository's manifests there, while the walk
+   * reads the next repositories' tags.
+   */
+  readonly onRepository?: (record: RepositoryRecord) => Promise<void>;
   /** Shares tag digest strings with the manifest cache (a tag per manifest, 100k at scale). */
   readonly intern?: (d: Digest) => Digest;
 }
@@ -37,6 +43,8 @@ export interface WalkOptions {
 export const DEFAULT_CONCURRENCY = 64;
 /** Directories (and repositories) walked at once; each reads its tags with 4x as many. */
 const WORKERS = 4;
+/** Tags read in one batch of calls. */
+const TAG_BATCH = 512;
 
 async function readDir(
   fs: StorageFs,
@@ -66,13 +74,14 @@ export async function walkRepositories(fs: StorageFs, lay: Layout, options: Walk
   const found: RepositoryRecord[] = [];
   const progress = { repositories: 0, tags: 0 };
 
-  const readRepository = async (name: RepositoryName): Promise<void> => {
-    const record = await readRepositoryTags(fs, lay, name, io, warn, options.intern);
+  const done = async (record: RepositoryRecord): Promise<void> => {
     found.push(record);
     progress.repositories++;
     progress.tags += record.tags.length;
     options.onProgress?.({ ...progress });
+    await options.onRepository?.(record);
   };
+  const readRepository = async (name: RepositoryName): Promise<void> => done(await readRepositoryTags(fs, lay, name, io, warn, options.intern));
 
   const visit = async (dir: string, name: string): Promise<void> => {
     const entries = await readDir(fs, io, dir, warn);
@@ -109,7 +118,7 @@ export async function walkRepositories(fs: StorageFs, lay: Layout, options: Walk
           if (manifests?.isDirectory() === true) children.push(() => readRepository(repo));
           // A symlinked _manifests (warned above) hides the tags: say they could not be
           // read, so the plan treats the repository as not understood rather than untagged.
-          else found.push({ name: repo, tags: [], unreadableTags: manifests === undefined ? 0 : 1 });
+          else children.push(() => done({ name: repo, tags: [], unreadableTags: manifests === undefined ? 0 : 1 }));
         }
       }
     }
@@ -134,7 +143,9 @@ export async function readRepositoryTags(
   intern: (d: Digest) => Digest = (d) => d,
 ): Promise<RepositoryRecord> {
   const tagsDir = lay.tags(repo);
-  const readTag = async (entry: DirEntry): Promise<TagRecord | undefined> => {
+  /** A tag directory's name, if it may hold a tag (reported otherwise). */
+  const tagOf = (entry: DirEntry): TagName | undefined => {
+    if (entry.isDirectory() && isTagName(entry.name)) return entry.name;
     const dir = posix.join(tagsDir, entry.name);
     if (entry.isSymbolicLink()) {
       warn({ code: 'symlink', path: dir, message: 'tag directory is a symbolic link; not followed, never selected' });
@@ -148,29 +159,36 @@ export async function readRepositoryTags(
       warn({ code: 'bad-name', path: dir, message: `tag name ${JSON.stringify(entry.name)} is outside the tag grammar; never selected` });
       return undefined;
     }
-    const tag = entry.name;
-    const currentDir = lay.tagCurrentDir(repo, tag);
-    try {
-      const st = await io.run(() => fs.lstat(currentDir));
-      if (st.isSymbolicLink()) {
+    return entry.name;
+  };
+  // All tags of the repository at once: each `current` must not be a symbolic link (reading
+  // current/link would follow it), then each link is read without following one.
+  const readTags = async (entries: readonly DirEntry[]): Promise<TagRecord[]> => {
+    const names = entries.map(tagOf).filter((t): t is TagName => t !== undefined);
+    const currents = await io.run(() => lstatMany(fs, names.map((t) => lay.tagCurrentDir(repo, t))));
+    const linked: TagName[] = [];
+    names.forEach((tag, i) => {
+      const st = currents[i] as FileStats | Error;
+      const currentDir = lay.tagCurrentDir(repo, tag);
+      if (st instanceof Error) {
+        const missing = errnoCode(st) === 'ENOENT';
+        warn({
+          code: missing ? 'missing-link' : 'unreadable',
+          path: currentDir,
+          message: missing ? 'tag directory has no current/link; never selected' : `cannot stat: ${st.message}`,
+        });
+      } else if (st.isSymbolicLink()) {
         warn({ code: 'symlink', path: currentDir, message: 'current is a symbolic link; not followed, tag never selected' });
-        return undefined;
-      }
-    } catch (err) {
-      const missing = errnoCode(err) === 'ENOENT';
-      warn({
-        code: missing ? 'missing-link' : 'unreadable',
-        path: currentDir,
-        message: missing ? 'tag directory has no current/link; never selected' : `cannot stat: ${(err as Error).message}`,
-      });
-      return undefined;
-    }
-    const link = await io.run(() => readLink(fs, lay.tagCurrentLink(repo, tag)));
-    if (!link.ok) {
-      warn({ ...link.warning, message: `${link.warning.message}; tag never selected` });
-      return undefined;
-    }
-    return { repository: repo, tag, digest: intern(link.digest), pushedAt: new Date(link.mtimeMs) };
+      } else linked.push(tag);
+    });
+    const links = await io.run(() => readLinks(fs, linked.map((t) => lay.tagCurrentLink(repo, t))));
+    const tags: TagRecord[] = [];
+    linked.forEach((tag, i) => {
+      const link = links[i] as LinkRead;
+      if (!link.ok) warn({ ...link.warning, message: `${link.warning.message}; tag never selected` });
+      else tags.push({ repository: repo, tag, digest: intern(link.digest), pushedAt: new Date(link.mtimeMs) });
+    });
+    return tags;
   };
 
   // Tags that cannot be listed are not "no tags": the repository's manifests would look
@@ -190,8 +208,9 @@ export async function readRepositoryTags(
     }
     entries = [];
   }
-  const read = await mapLimit(entries, WORKERS * 4, readTag);
-  const tags = read.filter((t): t is TagRecord => t !== undefined);
+  // Batches of a few hundred: one message each to the reader thread, and progress between them.
+  const tags: TagRecord[] = [];
+  for (let i = 0; i < entries.length; i += TAG_BATCH) tags.push(...(await readTags(entries.slice(i, i + TAG_BATCH))));
   tags.sort((a, b) => (a.tag < b.tag ? -1 : a.tag > b.tag ? 1 : 0));
-  return { name: repo, tags, unreadableTags: read.length - tags.length };
+  return { name: repo, tags, unreadableTags: entries.length - tags.length };
 }

@@ -11,7 +11,7 @@ import { buildPlan } from '../../src/plan/build.js';
 import type { Plan } from '../../src/plan/plan.js';
 import { selectTags } from '../../src/policy/select.js';
 import type { Selector } from '../../src/policy/selector.js';
-import { RAW, type StorageFs } from '../../src/storage/fs.js';
+import { RAW, readPlainByPath, type ReadPlainOptions, type StorageFs } from '../../src/storage/fs.js';
 import type { StorageWarning, WarningCode } from '../../src/storage/warnings.js';
 import { limiter } from '../../src/util/limit.js';
 import { buildImage, sha256Digest, type BuiltImage } from '../helpers/images.js';
@@ -86,12 +86,17 @@ function denied(fs: StorageFs, dir: string): StorageFs {
     <A extends unknown[], T>(op: string, fn: (path: string, ...rest: A) => Promise<T>, self: boolean) =>
     (path: string, ...rest: A): Promise<T> =>
       (self ? under(path, dir) : path.startsWith(`${dir}/`)) ? Promise.reject(eacces(op, path)) : fn(path, ...rest);
-  return {
-    ...fs,
-    readdir: guard('scandir', (p, o: { withFileTypes: true }) => fs.readdir(p, o), true),
+  const reads = {
     readFile: guard('open', (p) => fs.readFile(p), true),
     readText: guard('open', (p) => fs.readText(p), true),
     lstat: guard('lstat', (p) => fs.lstat(p), false),
+  };
+  return {
+    ...fs,
+    ...reads,
+    readdir: guard('scandir', (p, o: { withFileTypes: true }) => fs.readdir(p, o), true),
+    // The stat and the read each denied as above.
+    readPlain: ((p: string, o: ReadPlainOptions) => readPlainByPath(reads, p, o)) as StorageFs['readPlain'],
     [RAW]: {
       ...fs[RAW],
       rm: guard('rm', (p, o: { recursive: boolean; force: boolean }) => fs[RAW].rm(p, o), false),

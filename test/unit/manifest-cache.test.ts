@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ManifestCache } from '../../src/graph/load.js';
+import { ManifestCache, readManifestsWith } from '../../src/graph/load.js';
 import { DigestMarks } from '../../src/graph/digest-table.js';
 import { parseDuration } from '../../src/model/duration.js';
 import type { RepositoryName } from '../../src/model/names.js';
@@ -73,5 +73,30 @@ describe('ManifestCache.releaseBlobRefs', () => {
     for (const d of [multi.manifest.digest, ...multi.children.map((c) => c.manifest.digest)]) {
       expect(reg.exists(reg.lay.revisionLink('app' as RepositoryName, d))).toBe(true);
     }
+  });
+});
+
+describe('ManifestCache with a manifest thread that fails', () => {
+  it('reads the batch itself, the same way: the same entries as without a thread', async () => {
+    const { reg, image, multi, sig } = tree();
+    const digests = [image.manifest.digest, multi.manifest.digest, sig.manifest.digest];
+    const plain = new ManifestCache(reg.fs, reg.lay, limiter(4));
+    await plain.loadClosure(digests);
+    let asked = 0;
+    const failing = {
+      ...reg.fs,
+    } as typeof reg.fs;
+    readManifestsWith(failing, {
+      read: () => {
+        asked++;
+        return Promise.reject(new Error('manifest thread failed: Worker terminated due to reaching memory limit: JS heap out of memory'));
+      },
+    });
+    const viaThread = new ManifestCache(failing, reg.lay, limiter(4));
+    await viaThread.loadClosure(digests);
+    expect(asked).toBeGreaterThan(0);
+    const all = [...digests, ...plain.children(multi.manifest.digest)];
+    expect(all).toHaveLength(5);
+    for (const d of all) expect(viaThread.peek(d)).toEqual(plain.peek(d));
   });
 });

@@ -2,7 +2,7 @@ import { posix } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Digest, RepositoryName, TagName } from '../../src/model/names.js';
 import { RegpruneError } from '../../src/model/errors.js';
-import { RAW, type StorageFs } from '../../src/storage/fs.js';
+import { RAW, type ReadPlainOptions, type StorageFs } from '../../src/storage/fs.js';
 import { resolveRoot } from '../../src/storage/root.js';
 import { walkRepositories } from '../../src/storage/walk.js';
 import type { StorageWarning } from '../../src/storage/warnings.js';
@@ -28,6 +28,7 @@ function recording(fs: StorageFs): { fs: StorageFs; touched: string[] } {
       lstat: rec((p) => fs.lstat(p)),
       readFile: rec((p) => fs.readFile(p)),
       readText: rec((p) => fs.readText(p)),
+      readPlain: rec((p, o: ReadPlainOptions) => fs.readPlain(p, o as ReadPlainOptions & { text: true })) as StorageFs['readPlain'],
       readlink: rec((p) => fs.readlink(p)),
       realpath: rec((p) => fs.realpath(p)),
       [RAW]: {

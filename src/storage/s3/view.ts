@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { posix } from 'node:path';
 import { errnoCode } from '../../model/errors.js';
 import { storageDoor } from '../door.js';
-import { readOnlyFs, type DirEntry, type FileStats, type StorageFs } from '../fs.js';
+import { readOnlyFs, readPlainByPath, type DirEntry, type FileStats, type ReadPlainOptions, type StorageFs } from '../fs.js';
 import { ALGORITHM, CURRENT, DATA, INDEX, LAYERS, LINK, MANIFESTS, REVISIONS, TAGS, V2_SUFFIX, layout, type Layout } from '../paths.js';
 import type { ObjectStore, S3ObjectInfo } from './client.js';
 import { linkEtag } from './keys.js';
@@ -464,6 +464,7 @@ export async function openS3View(store: ObjectStore, rootPrefix: string, options
       },
       readFile: read,
       readText: async (path) => Buffer.from(await read(path)).toString('utf8'),
+      readPlain: ((path: string, options: ReadPlainOptions) => readPlainByPath({ lstat: (p) => fs.lstat(p), readFile: (p) => fs.readFile(p), readText: (p) => fs.readText(p) }, path, options)) as StorageFs['readPlain'],
       readlink: async (path) => {
         throw Object.assign(new Error(`EINVAL: invalid argument, readlink '${path}'`), { code: 'EINVAL' });
       },
