@@ -1,13 +1,13 @@
 import { errnoCode } from '../model/errors.js';
 import type { Digest, RepositoryName } from '../model/names.js';
 import type { StorageFs } from '../storage/fs.js';
-import { readLink } from '../storage/links.js';
+import { readLinks, type LinkRead } from '../storage/links.js';
 import type { Layout } from '../storage/paths.js';
 import { walkRepositories } from '../storage/walk.js';
 import type { StorageWarning } from '../storage/warnings.js';
-import { mapLimit } from '../util/limit.js';
 import { walkBlobStore } from './blobs.js';
-import { listLinkedLayers, loadRepoManifests } from './load.js';
+import { ManifestCache, listLinkedLayers, loadRepoManifests } from './load.js';
+import { limiter } from '../util/limit.js';
 import { measureUploads } from './usage.js';
 
 export type FindingKind =
@@ -54,9 +54,11 @@ export async function checkStorage(fs: StorageFs, lay: Layout, options: { now: D
   };
 
   const records = await walkRepositories(fs, lay, { onWarning: warn });
+  // One digest table for the manifests' references and the store (no digest string per blob).
+  const shared = new ManifestCache(fs, lay, limiter(64));
   const [store, graph] = await Promise.all([
-    walkBlobStore(fs, lay, warn),
-    loadRepoManifests(fs, lay, new Map(records.map((r) => [r.name, r.tags.map((t) => t.digest)])), { onWarning: warn }),
+    walkBlobStore(fs, lay, warn, shared.table),
+    loadRepoManifests(fs, lay, new Map(records.map((r) => [r.name, r.tags.map((t) => t.digest)])), { onWarning: warn, cache: shared }),
   ]);
   const { cache } = graph;
   for (const r of records) {
@@ -113,8 +115,12 @@ export async function checkStorage(fs: StorageFs, lay: Layout, options: { now: D
     }
     // Layer links of referenced blobs must read back as the registry reads them.
     const referenced = [...linked].filter((b) => store.has(b));
-    await mapLimit(referenced, 16, async (b) => {
-      const link = await readLink(fs, lay.layerLink(r.name, b));
+    const links = await readLinks(
+      fs,
+      referenced.map((b) => lay.layerLink(r.name, b)),
+    );
+    referenced.forEach((b, i) => {
+      const link = links[i] as LinkRead;
       if (link.ok && link.digest === b) return;
       const problem = link.ok ? `names ${link.digest}, not ${b}` : link.warning.message;
       add(link.ok ? 'bad-link' : link.warning.code, 'error', lay.layerLink(r.name, b), `${r.name}: layer link ${problem}: pulls of ${b} fail`);

@@ -4,9 +4,9 @@ import type { StorageFs } from '../storage/fs.js';
 import type { Layout } from '../storage/paths.js';
 import { walkRepositories } from '../storage/walk.js';
 import type { StorageWarning } from '../storage/warnings.js';
-import { mapLimit } from '../util/limit.js';
+import { limiter, mapLimit } from '../util/limit.js';
 import { walkBlobStore } from './blobs.js';
-import { loadRepoManifests } from './load.js';
+import { ManifestCache, loadRepoManifests } from './load.js';
 
 export interface RepositoryUsage {
   readonly repository: string;
@@ -90,16 +90,19 @@ export async function measureUsage(fs: StorageFs, lay: Layout, options: MeasureO
   const warn = options.onWarning ?? (() => {});
   const progress = options.onProgress;
   const records = await walkRepositories(fs, lay, { onWarning: warn, ...(progress === undefined ? {} : { onProgress: (p) => progress({ phase: 'tags', done: p.tags }) }) });
+  // One digest table for the manifests' references and the store: a blob has one id in both.
+  const cache = new ManifestCache(fs, lay, limiter(64));
+  const table = cache.table;
   const [store, graph] = await Promise.all([
-    walkBlobStore(fs, lay, warn),
+    walkBlobStore(fs, lay, warn, table),
     loadRepoManifests(fs, lay, new Map(records.map((r) => [r.name, r.tags.map((t) => t.digest)])), {
       onWarning: warn,
+      cache,
       ...(progress === undefined ? {} : { onProgress: (p) => progress({ phase: 'manifests', done: p.manifests }) }),
     }),
   ]);
   // Marks as digest-table ids: a set of digest strings per repository (about 500 each, a new
   // string per reference) was 60 MB at 100k tags, more than anything else du held.
-  const table = graph.cache.table;
   const marks = new Map<RepositoryName, Uint32Array>();
   for (const r of records) {
     const repo = graph.repos.get(r.name);
@@ -110,10 +113,7 @@ export async function measureUsage(fs: StorageFs, lay: Layout, options: MeasureO
   }
   // Bytes by id (-1: not in the store), and how many repositories mark each (0, 1, 2 = more).
   const sizes = new Float64Array(table.size).fill(-1);
-  for (const [d, n] of store) {
-    const id = table.find(d);
-    if (id >= 0) sizes[id] = n;
-  }
+  for (let id = 0; id < table.size; id++) sizes[id] = store.sizeOf(id);
   const owners = new Uint8Array(table.size);
   for (const ids of marks.values()) for (const id of ids) if ((sizes[id] as number) >= 0 && (owners[id] as number) < 2) owners[id] = (owners[id] as number) + 1;
   const repositories: RepositoryUsage[] = [];
@@ -156,10 +156,11 @@ export async function measureUsage(fs: StorageFs, lay: Layout, options: MeasureO
   let storeBytes = 0;
   let referencedUnion = 0;
   let unreferencedBlobs = 0;
-  for (const [d, n] of store) {
+  for (let id = 0; id < table.size; id++) {
+    const n = store.sizeOf(id);
+    if (n < 0) continue;
     storeBytes += n;
-    const id = table.find(d);
-    if (id >= 0 && (owners[id] as number) > 0) referencedUnion += n;
+    if ((owners[id] as number) > 0) referencedUnion += n;
     else unreferencedBlobs++;
   }
   return {

@@ -27,7 +27,7 @@ export function manifestThread(): ManifestReads | undefined {
     worker = undefined;
   };
   const start = (): Worker => {
-    const w = new Worker(url, { resourceLimits: { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 64 } });
+    const w = new Worker(url, { resourceLimits: { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 64 } });
     w.unref();
     // Setting up the thread's heap resets a flag the main thread's heap relies on.
     w.once('online', reassertHeapFlags);

@@ -316,7 +316,7 @@ export function threadedReads(base: StorageFs): StorageFs {
   };
 
   const start = (): Worker => {
-    const w = new Worker(READER, { eval: true, resourceLimits: { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 64 } });
+    const w = new Worker(READER, { eval: true, resourceLimits: { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 64 } });
     w.unref();
     // Setting up the thread's heap resets a flag the main thread's heap relies on.
     w.once('online', reassertHeapFlags);
