@@ -16,7 +16,7 @@ const READER = `
 const { parentPort } = require('node:worker_threads');
 const fs = require('node:fs');
 ${readPlainSync.toString()}
-const stat = (s) => [s.mode, s.size, s.mtimeMs, s.dev, s.ino, s.uid, s.gid, s.birthtimeMs];
+const stat = (s) => { const st = new Float64Array(8); put(st, 0, s); return st; };
 const failure = (err) => ({ message: String(err && err.message), code: err && err.code, errno: err && err.errno, syscall: err && err.syscall, path: err && err.path });
 const OPS = [
   (p) => stat(fs.lstatSync(p)),
@@ -126,33 +126,7 @@ const S_IFDIR = 0o040000;
 const S_IFREG = 0o100000;
 const S_IFLNK = 0o120000;
 
-class Stats implements FileStats {
-  constructor(
-    private readonly mode: number,
-    readonly size: number,
-    readonly mtimeMs: number,
-    readonly dev: number,
-    readonly ino: number,
-    readonly uid: number,
-    readonly gid: number,
-    readonly birthtimeMs: number,
-  ) {}
-  /** As node's: the milliseconds rounded (new Date cuts them off), so it is the main thread's Date. */
-  get mtime(): Date {
-    return new Date(Math.round(this.mtimeMs));
-  }
-  isDirectory(): boolean {
-    return (this.mode & S_IFMT) === S_IFDIR;
-  }
-  isFile(): boolean {
-    return (this.mode & S_IFMT) === S_IFREG;
-  }
-  isSymbolicLink(): boolean {
-    return (this.mode & S_IFMT) === S_IFLNK;
-  }
-}
-
-/** Stats read from a batch's array (8 numbers each, in the order of Stats' constructor). */
+/** Stats read from an array of 8 numbers per entry (the thread's `put`: mode, size, mtimeMs, dev, ino, uid, gid, birthtimeMs). */
 class StatsAt implements FileStats {
   constructor(
     private readonly b: Float64Array,
@@ -182,6 +156,7 @@ class StatsAt implements FileStats {
   get birthtimeMs(): number {
     return this.b[this.o + 7] as number;
   }
+  /** As node's: the milliseconds rounded (new Date cuts them off), so it is the main thread's Date. */
   get mtime(): Date {
     return new Date(Math.round(this.mtimeMs));
   }
@@ -220,8 +195,7 @@ interface Waiting {
 
 type Failure = { message: string; code?: string; errno?: number; syscall?: string; path?: string };
 
-const stats = (v: number[]) =>
-  new Stats(v[0] as number, v[1] as number, v[2] as number, v[3] as number, v[4] as number, v[5] as number, v[6] as number, v[7] as number);
+const stats = (v: Float64Array) => new StatsAt(v, 0);
 
 function errorOf(f: Failure): Error {
   const err = new Error(f.message);
@@ -229,7 +203,7 @@ function errorOf(f: Failure): Error {
   return err;
 }
 
-type PlainReply = [number[], string | Uint8Array | undefined, Failure | undefined];
+type PlainReply = [Float64Array, string | Uint8Array | undefined, Failure | undefined];
 
 function plainRead([st, data, error]: PlainReply): PlainRead {
   return { stats: stats(st), ...(data === undefined ? {} : { data }), ...(error === undefined ? {} : { error: errorOf(error) }) };
@@ -238,7 +212,7 @@ function plainRead([st, data, error]: PlainReply): PlainRead {
 function rebuild(op: Op, value: unknown): unknown {
   switch (op) {
     case Op.lstat:
-      return stats(value as number[]);
+      return stats(value as Float64Array);
     case Op.readPlain:
       return plainRead(value as PlainReply);
     case Op.lstatMany: {
