@@ -308,7 +308,11 @@ export class ManifestCache {
       this.fs,
       left.map((i) => blobDirs[i] as string),
     );
-    const readable = left.filter((_, j) => plainDir(dirs[j] as FileStats | Error, '', '') === undefined);
+    // Only through a blob dir that is there and not a symbolic link (manifestOfBlob says why not).
+    const readable = left.filter((_, j) => {
+      const st = dirs[j] as FileStats | Error;
+      return !(st instanceof Error) && !st.isSymbolicLink();
+    });
     // Bytes, not text: Go reads invalid UTF-8 its own way (see gojson.ts).
     const reads = await readPlainMany(
       this.fs,
