@@ -1,7 +1,7 @@
 import { Worker } from 'node:worker_threads';
-import { reassertHeapFlags } from '../util/heap.js';
 import type { DirEntry, FileStats, PlainRead, ReadPlainOptions, StorageFs, StorageReads } from './fs.js';
 import { NO_FOLLOW_READ, readPlainSync, withReads } from './fs.js';
+import { workerLine } from './worker-line.js';
 
 /**
  * The body of the reader thread: the plan's reads (lstat, readdir, a link's
@@ -272,69 +272,46 @@ const MAX_BATCH = 16;
  * with the main thread's own work.
  */
 export function threadedReads(base: StorageFs): StorageFs {
-  let worker: Worker | undefined;
+  const line = workerLine('reader thread', () => new Worker(READER, { eval: true, resourceLimits: { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 64 } }));
+  /** Once the thread failed, every call fails (a plan's reads are all or nothing). */
   let broken: Error | undefined;
   let batch: unknown[] = [];
   let waiting: Waiting[] = [];
-  /** One list of waiters per message in flight, in the order sent: the thread answers in that order. */
-  const inFlight: Waiting[][] = [];
   let scheduled = false;
 
-  const fail = (err: Error) => {
-    broken = new Error(`reader thread failed: ${err.message}`);
-    for (const list of inFlight) for (const w of list) w.reject(broken);
-    inFlight.length = 0;
-    for (const w of waiting) w.reject(broken);
-    waiting = [];
-    batch = [];
-  };
-
-  const start = (): Worker => {
-    const w = new Worker(READER, { eval: true, resourceLimits: { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 64 } });
-    w.unref();
-    // Setting up the thread's heap resets a flag the main thread's heap relies on.
-    w.once('online', reassertHeapFlags);
-    w.on('message', (out: unknown[]) => {
-      const list = inFlight.shift();
-      if (list === undefined) return;
-      for (let i = 0; i < list.length; i++) {
-        const wt = list[i] as Waiting;
-        if (out[2 * i] === 0) wt.resolve(rebuild(wt.op, out[2 * i + 1]));
-        else wt.reject(errorOf(out[2 * i + 1] as Failure));
-      }
-      if (inFlight.length === 0 && waiting.length === 0 && !scheduled) w.unref();
-    });
-    w.on('error', fail);
-    w.on('exit', (code) => {
-      if (inFlight.length > 0 || waiting.length > 0) fail(new Error(`exited with code ${code}`));
-      worker = undefined;
-    });
-    return w;
+  /** Sends the calls of `list` as `message`; the reply answers each, in order. */
+  const send = (list: readonly Waiting[], message: unknown[]) => {
+    line.send(message).then(
+      (reply) => {
+        const out = reply as unknown[];
+        list.forEach((wt, i) => (out[2 * i] === 0 ? wt.resolve(rebuild(wt.op, out[2 * i + 1])) : wt.reject(errorOf(out[2 * i + 1] as Failure))));
+      },
+      (err: Error) => {
+        broken ??= err;
+        for (const wt of list) wt.reject(err);
+      },
+    );
   };
 
   const flush = () => {
     scheduled = false;
-    if (waiting.length === 0) return;
-    worker ??= start();
-    if (inFlight.length === 0) worker.ref();
-    // Larger turns go in several messages, so the thread starts on the first while the rest are cloned.
-    while (waiting.length > 0) {
-      const n = Math.min(waiting.length, MAX_BATCH);
-      inFlight.push(waiting.slice(0, n));
-      worker.postMessage(n === waiting.length ? batch : batch.slice(0, 2 * n));
-      waiting = waiting.slice(n);
-      batch = batch.slice(2 * n);
+    const list = waiting;
+    const calls = batch;
+    waiting = [];
+    batch = [];
+    if (broken !== undefined) {
+      for (const wt of list) wt.reject(broken);
+      return;
     }
+    // Larger turns go in several messages, so the thread starts on the first while the rest are cloned.
+    for (let i = 0; i < list.length; i += MAX_BATCH) send(list.slice(i, i + MAX_BATCH), calls.slice(2 * i, 2 * (i + MAX_BATCH)));
   };
 
   /** A batch call (a repository's worth of reads): sent at once, alone, so the thread works on it while this thread handles the answer to another. */
   const callAlone = <T>(op: Op, payload: unknown): Promise<T> =>
     new Promise<T>((resolve, reject) => {
       if (broken !== undefined) return reject(broken);
-      worker ??= start();
-      if (inFlight.length === 0) worker.ref();
-      inFlight.push([{ op, resolve: resolve as (v: unknown) => void, reject }]);
-      worker.postMessage([op, payload]);
+      send([{ op, resolve: resolve as (v: unknown) => void, reject }], [op, payload]);
     });
 
   const call = <T>(op: Op, path: unknown): Promise<T> =>

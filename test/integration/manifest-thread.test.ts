@@ -438,13 +438,14 @@ describe('broken and unusual manifest blobs, read both ways', () => {
 
 describe('where the thread module is not', () => {
   test('manifestThread() is undefined without manifest-thread.js beside it, and defined once it is there', async () => {
-    // The built manifest-reader.js alone, as in a bundle that left the thread module out (with the one module it imports).
+    // The built manifest-reader.js alone, as in a bundle that left the thread module out (with the modules it imports).
     const copy = join(work, 'alone');
     await mkdir(join(copy, 'storage'), { recursive: true });
     await mkdir(join(copy, 'util'), { recursive: true });
     // Without their source map comments: the maps are not copied.
     const copyJs = async (from: string, to: string) => writeFile(to, (await readFile(from, 'utf8')).replace(/^\/\/# sourceMappingURL=.*$/m, ''));
     await copyJs(join(DIST, 'manifest-reader.js'), join(copy, 'storage', 'manifest-reader.js'));
+    await copyJs(join(DIST, 'worker-line.js'), join(copy, 'storage', 'worker-line.js'));
     await copyJs(join(DIST, '..', 'util', 'heap.js'), join(copy, 'util', 'heap.js'));
     await writeFile(join(copy, 'package.json'), '{"type":"module"}');
     const mod = (await import(pathToFileURL(join(copy, 'storage', 'manifest-reader.js')).href)) as { manifestThread(): ManifestReads | undefined };
