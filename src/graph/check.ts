@@ -5,9 +5,9 @@ import { readLinks, type LinkRead } from '../storage/links.js';
 import type { Layout } from '../storage/paths.js';
 import { walkRepositories } from '../storage/walk.js';
 import type { StorageWarning } from '../storage/warnings.js';
+import { limiter } from '../util/limit.js';
 import { walkBlobStore } from './blobs.js';
 import { ManifestCache, listLinkedLayers, loadRepoManifests } from './load.js';
-import { limiter } from '../util/limit.js';
 import { measureUploads } from './usage.js';
 
 export type FindingKind =

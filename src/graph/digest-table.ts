@@ -3,8 +3,6 @@ import type { Digest } from '../model/names.js';
 const PREFIX = 'sha256:';
 const WIDTH = 32;
 
-/** The value of a lowercase hex digit's char code. */
-const nibble = (c: number): number => (c <= 57 ? c - 48 : c - 87);
 /** The value of a lowercase hex digit, -1 for anything else. */
 const hexValue = (c: number): number => (c >= 48 && c <= 57 ? c - 48 : c >= 97 && c <= 102 ? c - 87 : -1);
 
@@ -38,9 +36,9 @@ export class DigestTable {
     return this.add(this.probe(d));
   }
 
-  /** id() of the digest whose 64 hex digits are at `at` in `hex` (valid lowercase hex, unchecked). */
+  /** id() of the digest whose 64 hex digits are at `at` in `hex` (valid lowercase hex). */
   idHex(hex: string, at: number): number {
-    for (let i = 0; i < WIDTH; i++, at += 2) this.scratch[i] = (nibble(hex.charCodeAt(at)) << 4) | nibble(hex.charCodeAt(at + 1));
+    this.parse(hex, at);
     return this.add(this.slotOfScratch());
   }
 
@@ -72,14 +70,19 @@ export class DigestTable {
    * is built for each.
    */
   findHex(hex: string): number {
-    if (hex.length !== 2 * WIDTH) return -2;
-    for (let i = 0; i < WIDTH; i++) {
-      const hi = hexValue(hex.charCodeAt(2 * i));
-      const lo = hexValue(hex.charCodeAt(2 * i + 1));
-      if (hi < 0 || lo < 0) return -2;
+    if (hex.length !== 2 * WIDTH || !this.parse(hex, 0)) return -2;
+    return (this.slots[this.slotOfScratch()] as number) - 1;
+  }
+
+  /** The 64 hex digits at `at` in `s` into scratch; false when one is not a lowercase hex digit. */
+  private parse(s: string, at: number): boolean {
+    for (let i = 0; i < WIDTH; i++, at += 2) {
+      const hi = hexValue(s.charCodeAt(at));
+      const lo = hexValue(s.charCodeAt(at + 1));
+      if (hi < 0 || lo < 0) return false;
       this.scratch[i] = (hi << 4) | lo;
     }
-    return (this.slots[this.slotOfScratch()] as number) - 1;
+    return true;
   }
 
   digest(id: number): Digest {
@@ -89,9 +92,7 @@ export class DigestTable {
 
   /** The slot holding `d` (parsed into scratch), or the empty slot where it would go. */
   private probe(d: Digest): number {
-    for (let i = 0, at = PREFIX.length; i < WIDTH; i++, at += 2) {
-      this.scratch[i] = (nibble(d.charCodeAt(at)) << 4) | nibble(d.charCodeAt(at + 1));
-    }
+    this.parse(d, PREFIX.length);
     return this.slotOfScratch();
   }
 

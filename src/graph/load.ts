@@ -143,15 +143,24 @@ export class ManifestCache {
     return d;
   }
 
-  private store(refs: ManifestRefs, size: number): Stored | Linked {
+  /**
+   * Keeps a manifest read: its blob references go into the arena as ids, `blobCount` of them,
+   * the k-th being `blobId(k)` (by default refs.blobs, else the manifest thread's hex).
+   */
+  private store(
+    refs: Omit<ManifestRefs, 'blobs'>,
+    size: number,
+    blobCount: number,
+    blobId: (table: DigestTable, k: number) => number,
+  ): Stored | Linked {
     if (this.digests === undefined) return linked(refs.children.map((c) => this.intern(c)), refs.subject === undefined ? undefined : this.intern(refs.subject));
     const blobStart = this.arenaUsed;
-    if (blobStart + refs.blobs.length > this.arena.length) {
-      const grown = new Uint32Array(Math.max(this.arena.length * 2, blobStart + refs.blobs.length));
+    if (blobStart + blobCount > this.arena.length) {
+      const grown = new Uint32Array(Math.max(this.arena.length * 2, blobStart + blobCount));
       grown.set(this.arena);
       this.arena = grown;
     }
-    for (const b of refs.blobs) this.arena[this.arenaUsed++] = this.table.id(b);
+    for (let k = 0; k < blobCount; k++) this.arena[this.arenaUsed++] = blobId(this.digests, k);
     let mediaType = this.mediaTypes.get(refs.mediaType);
     if (mediaType === undefined) {
       mediaType = refs.mediaType;
@@ -163,27 +172,21 @@ export class ManifestCache {
       mediaType,
       size,
       blobStart,
-      blobCount: refs.blobs.length,
+      blobCount,
       children: refs.children.length === 0 ? NONE : refs.children.map((c) => this.intern(c)),
       subject: refs.subject === undefined ? undefined : this.intern(refs.subject),
       foreign: refs.foreign === undefined ? NONE : refs.foreign,
     };
   }
 
+  private storeRefs(refs: ManifestRefs, size: number): Stored | Linked {
+    return this.store(refs, size, refs.blobs.length, (table, k) => table.id(refs.blobs[k] as Digest));
+  }
+
   /** store() for a manifest the manifest thread read: blob digests as one string of hex. */
   private storeCompact([kind, mediaType, size, blobsHex, children, subject, foreign]: ThreadManifest): Stored | Linked {
-    const refs = { kind, mediaType, blobs: [] as Digest[], children, subject: subject ?? undefined, ...(foreign === null ? {} : { foreign }) };
-    if (this.digests === undefined) return this.store(refs, size);
-    const count = blobsHex.length / 64;
-    const stored = this.store(refs, size) as Stored;
-    const blobStart = this.arenaUsed;
-    if (blobStart + count > this.arena.length) {
-      const grown = new Uint32Array(Math.max(this.arena.length * 2, blobStart + count));
-      grown.set(this.arena);
-      this.arena = grown;
-    }
-    for (let k = 0; k < count; k++) this.arena[this.arenaUsed++] = this.digests.idHex(blobsHex, 64 * k);
-    return { ...stored, blobStart, blobCount: count };
+    const refs = { kind, mediaType, children, subject: subject ?? undefined, ...(foreign === null ? {} : { foreign }) };
+    return this.store(refs, size, blobsHex.length / 64, (table, k) => table.idHex(blobsHex, 64 * k));
   }
 
   private materialize(e: Stored | Failed): ManifestEntry {
@@ -322,7 +325,7 @@ export class ManifestCache {
     const readOf = new Map(readable.map((i, k) => [i, reads[k] as PlainRead<Uint8Array> | Error]));
     left.forEach((i, j) => {
       const r = manifestOfBlob(blobDirs[i] as string, dirs[j] as FileStats | Error, readOf.get(i));
-      out[i] = r.ok ? this.store(r.refs, r.size) : r;
+      out[i] = r.ok ? this.storeRefs(r.refs, r.size) : r;
     });
     return out as Array<Stored | Linked | Failed>;
   }

@@ -111,11 +111,9 @@ export async function measureUsage(fs: StorageFs, lay: Layout, options: MeasureO
     if (repo !== undefined) for (const d of repo.revisions) graph.cache.mark(d, set);
     marks.set(r.name, Uint32Array.from(set));
   }
-  // Bytes by id (-1: not in the store), and how many repositories mark each (0, 1, 2 = more).
-  const sizes = new Float64Array(table.size).fill(-1);
-  for (let id = 0; id < table.size; id++) sizes[id] = store.sizeOf(id);
+  // How many repositories mark each blob in the store (0, 1, 2 = more).
   const owners = new Uint8Array(table.size);
-  for (const ids of marks.values()) for (const id of ids) if ((sizes[id] as number) >= 0 && (owners[id] as number) < 2) owners[id] = (owners[id] as number) + 1;
+  for (const ids of marks.values()) for (const id of ids) if (store.sizeOf(id) >= 0 && (owners[id] as number) < 2) owners[id] = (owners[id] as number) + 1;
   const repositories: RepositoryUsage[] = [];
   let exclusiveTotal = 0;
   const uploads = { count: 0, bytes: 0, stale: 0, staleBytes: 0 };
@@ -124,7 +122,7 @@ export async function measureUsage(fs: StorageFs, lay: Layout, options: MeasureO
     let referencedBytes = 0;
     let exclusiveBytes = 0;
     for (const id of ids) {
-      const size = sizes[id] as number;
+      const size = store.sizeOf(id);
       if (size < 0) continue;
       referencedBytes += size;
       if (owners[id] === 1) exclusiveBytes += size;

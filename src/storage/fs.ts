@@ -208,7 +208,8 @@ export function withReads(base: StorageFs, reads: StorageReads, batch: BatchRead
   return withBatchReads({ ...reads, [RAW]: base[RAW] }, batch);
 }
 
-const asError = (err: unknown): Error => (err instanceof Error ? err : new Error(String(err)));
+/** A thrown value as an Error. */
+export const asError = (err: unknown): Error => (err instanceof Error ? err : new Error(String(err)));
 
 /** Single calls, a few at a time: a bucket's lstat may be a HEAD request. */
 const ONE_BY_ONE = 16;

@@ -8,9 +8,7 @@
 import * as nodeFs from 'node:fs';
 import { parentPort } from 'node:worker_threads';
 import { manifestOfBlob, type ThreadManifest } from '../graph/load.js';
-import { NO_FOLLOW_READ, readPlainSync, type FileStats, type PlainRead } from './fs.js';
-
-const asError = (err: unknown): Error => (err instanceof Error ? err : new Error(String(err)));
+import { NO_FOLLOW_READ, asError, readPlainSync, type FileStats, type PlainRead } from './fs.js';
 
 function readOne(blobDir: string): unknown {
   let dir: FileStats | Error;

@@ -165,11 +165,12 @@ export async function readRepositoryTags(
   // current/link would follow it), then each link is read without following one.
   const readTags = async (entries: readonly DirEntry[]): Promise<TagRecord[]> => {
     const names = entries.map(tagOf).filter((t): t is TagName => t !== undefined);
-    const currents = await io.run(() => lstatMany(fs, names.map((t) => lay.tagCurrentDir(repo, t))));
+    const currentDirs = names.map((t) => lay.tagCurrentDir(repo, t));
+    const currents = await io.run(() => lstatMany(fs, currentDirs));
     const linked: TagName[] = [];
     names.forEach((tag, i) => {
       const st = currents[i] as FileStats | Error;
-      const currentDir = lay.tagCurrentDir(repo, tag);
+      const currentDir = currentDirs[i] as string;
       if (st instanceof Error) {
         const missing = errnoCode(st) === 'ENOENT';
         warn({
