@@ -1,12 +1,13 @@
 import { posix } from 'node:path';
 import { errnoCode } from '../model/errors.js';
-import type { Digest } from '../model/names.js';
+import type { Digest, RepositoryName } from '../model/names.js';
 import { isDigest } from '../model/names.js';
 import { lstatMany, type FileStats, type StorageFs } from '../storage/fs.js';
 import { DATA, type Layout } from '../storage/paths.js';
 import type { WarningSink } from '../storage/warnings.js';
 import { limiter, mapLimit, type Limiter } from '../util/limit.js';
 import { DigestTable } from './digest-table.js';
+import { ManifestCache, loadRepoManifests, type LoadGraphOptions, type RepoManifests } from './load.js';
 
 /**
  * The total size of the `data` files of `digests`, taken one at a time from
@@ -162,6 +163,21 @@ export async function walkBlobStore(fs: StorageFs, lay: Layout, warn: WarningSin
     },
   );
   return out;
+}
+
+/**
+ * The blob store and every repository's manifests, read together and numbered with one digest
+ * table (du, check): a blob has one id in both, and no digest string is kept per blob.
+ */
+export async function loadWithBlobStore(
+  fs: StorageFs,
+  lay: Layout,
+  repositories: ReadonlyMap<RepositoryName, Iterable<Digest>>,
+  options: LoadGraphOptions & { readonly onWarning: WarningSink },
+): Promise<{ store: BlobSizes; repos: Map<RepositoryName, RepoManifests>; cache: ManifestCache }> {
+  const cache = new ManifestCache(fs, lay, limiter(64));
+  const [store, graph] = await Promise.all([walkBlobStore(fs, lay, options.onWarning, cache.table), loadRepoManifests(fs, lay, repositories, { ...options, cache })]);
+  return { store, ...graph };
 }
 
 /**

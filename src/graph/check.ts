@@ -5,9 +5,8 @@ import { readLinks, type LinkRead } from '../storage/links.js';
 import type { Layout } from '../storage/paths.js';
 import { walkRepositories } from '../storage/walk.js';
 import type { StorageWarning } from '../storage/warnings.js';
-import { limiter } from '../util/limit.js';
-import { walkBlobStore } from './blobs.js';
-import { ManifestCache, listLinkedLayers, loadRepoManifests } from './load.js';
+import { loadWithBlobStore } from './blobs.js';
+import { listLinkedLayers } from './load.js';
 import { measureUploads } from './usage.js';
 
 export type FindingKind =
@@ -54,13 +53,8 @@ export async function checkStorage(fs: StorageFs, lay: Layout, options: { now: D
   };
 
   const records = await walkRepositories(fs, lay, { onWarning: warn });
-  // One digest table for the manifests' references and the store (no digest string per blob).
-  const shared = new ManifestCache(fs, lay, limiter(64));
-  const [store, graph] = await Promise.all([
-    walkBlobStore(fs, lay, warn, shared.table),
-    loadRepoManifests(fs, lay, new Map(records.map((r) => [r.name, r.tags.map((t) => t.digest)])), { onWarning: warn, cache: shared }),
-  ]);
-  const { cache } = graph;
+  const graph = await loadWithBlobStore(fs, lay, new Map(records.map((r) => [r.name, r.tags.map((t) => t.digest)])), { onWarning: warn });
+  const { store, cache } = graph;
   for (const r of records) {
     const repo = graph.repos.get(r.name);
     const revisions = repo?.revisions ?? new Set<Digest>();

@@ -567,71 +567,71 @@ export function repoManifestLoader(fs: StorageFs, lay: Layout, options: LoadGrap
   const repos = new Map<RepositoryName, RepoManifests>();
   const warned = new Set<Digest>();
   const load = async (repository: RepositoryName, tagDigests: Iterable<Digest>): Promise<void> => {
-      const revisionsDir = lay.revisions(repository);
-      const listed = await listDigestDirs(fs, io, revisionsDir, warn, [posix.dirname(revisionsDir), revisionsDir]);
-      // garbage-collect reads each revision's link with digest.Parse and aborts on
-      // a bad one; a directory without one (an API delete) it passes over.
-      const revisions = new Set<Digest>();
-      const leftovers: Digest[] = [];
-      let opaque = listed.problem;
-      let marksUnknown = listed.problem;
-      const readRevisionLink = async (d: Digest, first: LinkRead) => {
-        let link = first;
-        // Every manifest PUT rewrites the revision link (truncate, then write): one caught
-        // empty during a push is usually whole a moment later.
-        for (let attempt = 0; !link.ok && link.warning.message === EMPTY_LINK && attempt < 5; attempt++) {
-          await new Promise((resolve) => setTimeout(resolve, 20 * (attempt + 1)));
-          link = await io.run(() => readLink(fs, lay.revisionLink(repository, d)));
-        }
-        return link;
-      };
-      const links: LinkRead[] = [];
-      for (let i = 0; i < listed.digests.length; i += FETCH_BATCH) {
-        const chunk = listed.digests.slice(i, i + FETCH_BATCH);
-        const read = await io.run(() => readLinks(fs, chunk.map((d) => lay.revisionLink(repository, d))));
-        for (let j = 0; j < chunk.length; j++) {
-          const link = read[j] as LinkRead;
-          links.push(!link.ok && link.warning.message === EMPTY_LINK ? await readRevisionLink(chunk[j] as Digest, link) : link);
-        }
+    const revisionsDir = lay.revisions(repository);
+    const listed = await listDigestDirs(fs, io, revisionsDir, warn, [posix.dirname(revisionsDir), revisionsDir]);
+    // garbage-collect reads each revision's link with digest.Parse and aborts on
+    // a bad one; a directory without one (an API delete) it passes over.
+    const revisions = new Set<Digest>();
+    const leftovers: Digest[] = [];
+    let opaque = listed.problem;
+    let marksUnknown = listed.problem;
+    const readRevisionLink = async (d: Digest, first: LinkRead) => {
+      let link = first;
+      // Every manifest PUT rewrites the revision link (truncate, then write): one caught
+      // empty during a push is usually whole a moment later.
+      for (let attempt = 0; !link.ok && link.warning.message === EMPTY_LINK && attempt < 5; attempt++) {
+        await new Promise((resolve) => setTimeout(resolve, 20 * (attempt + 1)));
+        link = await io.run(() => readLink(fs, lay.revisionLink(repository, d)));
       }
-      listed.digests.forEach((d, i) => {
-        const link = links[i] as Awaited<ReturnType<typeof readLink>>;
-        if (!link.ok && link.warning.code === 'missing-link') {
-          leftovers.push(d);
-          return;
-        }
-        revisions.add(cache.intern(d));
-        let problem: string | undefined;
-        if (!link.ok) problem = link.warning.message;
-        else if (link.digest !== d) problem = `revision link names ${link.digest}, not ${d}`;
-        if (problem === undefined) return;
-        opaque ??= `revision ${d}: ${problem}`;
-        marksUnknown ??= opaque;
-        warn({
-          code: link.ok ? 'bad-link' : link.warning.code,
-          path: lay.revisionLink(repository, d),
-          message: `${problem}; garbage-collect aborts or marks differently on it: nothing removed from ${repository}'s manifests`,
-        });
+      return link;
+    };
+    const links: LinkRead[] = [];
+    for (let i = 0; i < listed.digests.length; i += FETCH_BATCH) {
+      const chunk = listed.digests.slice(i, i + FETCH_BATCH);
+      const read = await io.run(() => readLinks(fs, chunk.map((d) => lay.revisionLink(repository, d))));
+      for (let j = 0; j < chunk.length; j++) {
+        const link = read[j] as LinkRead;
+        links.push(!link.ok && link.warning.message === EMPTY_LINK ? await readRevisionLink(chunk[j] as Digest, link) : link);
+      }
+    }
+    listed.digests.forEach((d, i) => {
+      const link = links[i] as LinkRead;
+      if (!link.ok && link.warning.code === 'missing-link') {
+        leftovers.push(d);
+        return;
+      }
+      revisions.add(cache.intern(d));
+      let problem: string | undefined;
+      if (!link.ok) problem = link.warning.message;
+      else if (link.digest !== d) problem = `revision link names ${link.digest}, not ${d}`;
+      if (problem === undefined) return;
+      opaque ??= `revision ${d}: ${problem}`;
+      marksUnknown ??= opaque;
+      warn({
+        code: link.ok ? 'bad-link' : link.warning.code,
+        path: lay.revisionLink(repository, d),
+        message: `${problem}; garbage-collect aborts or marks differently on it: nothing removed from ${repository}'s manifests`,
       });
-      await cache.loadClosure([...revisions, ...tagDigests]);
-      progress();
-      for (const d of revisions) {
-        const e = cache.failure(d);
-        if (e === undefined) continue;
-        opaque ??= `manifest ${d}: ${e.problem}`;
-        if (!e.missing) marksUnknown ??= opaque;
-        if (!warned.has(d)) {
-          warned.add(d);
-          warn({
-            code: e.code ?? (e.missing ? 'missing-blob' : 'bad-manifest'),
-            path: e.path ?? (e.missing ? lay.revision(repository, d) : lay.blobData(d)),
-            message: `${e.problem}; kept, with everything in ${repository} it might reference`,
-          });
-        }
+    });
+    await cache.loadClosure([...revisions, ...tagDigests]);
+    progress();
+    for (const d of revisions) {
+      const e = cache.failure(d);
+      if (e === undefined) continue;
+      opaque ??= `manifest ${d}: ${e.problem}`;
+      if (!e.missing) marksUnknown ??= opaque;
+      if (!warned.has(d)) {
+        warned.add(d);
+        warn({
+          code: e.code ?? (e.missing ? 'missing-blob' : 'bad-manifest'),
+          path: e.path ?? (e.missing ? lay.revision(repository, d) : lay.blobData(d)),
+          message: `${e.problem}; kept, with everything in ${repository} it might reference`,
+        });
       }
-      let linkedLayers: Digest[] = [];
-      if (marksUnknown !== undefined) linkedLayers = (await listDigestDirs(fs, io, lay.layers(repository), warn)).digests;
-      repos.set(repository, { repository, revisions, leftovers, opaque, marksUnknown, linkedLayers });
+    }
+    let linkedLayers: Digest[] = [];
+    if (marksUnknown !== undefined) linkedLayers = (await listDigestDirs(fs, io, lay.layers(repository), warn)).digests;
+    repos.set(repository, { repository, revisions, leftovers, opaque, marksUnknown, linkedLayers });
   };
   return {
     load,

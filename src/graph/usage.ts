@@ -4,9 +4,8 @@ import type { StorageFs } from '../storage/fs.js';
 import type { Layout } from '../storage/paths.js';
 import { walkRepositories } from '../storage/walk.js';
 import type { StorageWarning } from '../storage/warnings.js';
-import { limiter, mapLimit } from '../util/limit.js';
-import { walkBlobStore } from './blobs.js';
-import { ManifestCache, loadRepoManifests } from './load.js';
+import { mapLimit } from '../util/limit.js';
+import { loadWithBlobStore } from './blobs.js';
 
 export interface RepositoryUsage {
   readonly repository: string;
@@ -90,17 +89,12 @@ export async function measureUsage(fs: StorageFs, lay: Layout, options: MeasureO
   const warn = options.onWarning ?? (() => {});
   const progress = options.onProgress;
   const records = await walkRepositories(fs, lay, { onWarning: warn, ...(progress === undefined ? {} : { onProgress: (p) => progress({ phase: 'tags', done: p.tags }) }) });
-  // One digest table for the manifests' references and the store: a blob has one id in both.
-  const cache = new ManifestCache(fs, lay, limiter(64));
-  const table = cache.table;
-  const [store, graph] = await Promise.all([
-    walkBlobStore(fs, lay, warn, table),
-    loadRepoManifests(fs, lay, new Map(records.map((r) => [r.name, r.tags.map((t) => t.digest)])), {
-      onWarning: warn,
-      cache,
-      ...(progress === undefined ? {} : { onProgress: (p) => progress({ phase: 'manifests', done: p.manifests }) }),
-    }),
-  ]);
+  const graph = await loadWithBlobStore(fs, lay, new Map(records.map((r) => [r.name, r.tags.map((t) => t.digest)])), {
+    onWarning: warn,
+    ...(progress === undefined ? {} : { onProgress: (p) => progress({ phase: 'manifests', done: p.manifests }) }),
+  });
+  const { store } = graph;
+  const table = graph.cache.table;
   // Marks as digest-table ids: a set of digest strings per repository (about 500 each, a new
   // string per reference) was 60 MB at 100k tags, more than anything else du held.
   const marks = new Map<RepositoryName, Uint32Array>();
