@@ -464,7 +464,7 @@ export async function openS3View(store: ObjectStore, rootPrefix: string, options
       },
       readFile: read,
       readText: async (path) => Buffer.from(await read(path)).toString('utf8'),
-      readPlain: ((path: string, options: ReadPlainOptions) => readPlainByPath({ lstat: (p) => fs.lstat(p), readFile: (p) => fs.readFile(p), readText: (p) => fs.readText(p) }, path, options)) as StorageFs['readPlain'],
+      readPlain: ((path: string, options: ReadPlainOptions) => readPlainByPath(fs, path, options)) as StorageFs['readPlain'],
       readlink: async (path) => {
         throw Object.assign(new Error(`EINVAL: invalid argument, readlink '${path}'`), { code: 'EINVAL' });
       },
